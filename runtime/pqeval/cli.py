@@ -1,0 +1,276 @@
+"""The ``pqeval`` command line (typer). Errors print one line to stderr, never a traceback.
+
+Exit codes: 0 every requested metric computed; 3 some metric (or pair) is NaN, with reasons
+shown; 2 could not run (bad input file, missing model, bad option); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import PqevalError, UsageError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 3, 2
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    help="""Score degraded recordings against their clean references: OpenL3 / VGGish embedding
+cosine similarity, PESQ and STOI/ESTOI, on numpy + ONNX Runtime.
+
+Examples:
+
+    pqeval score clean.wav degraded.wav
+    pqeval score clean.wav degraded.flac --model vggish --metrics vggish,pesq_wb --json
+    pqeval models
+    pqeval export vggish --weights ~/Downloads/torchvggish/
+""",
+)
+export_app = typer.Typer(no_args_is_help=True, help="Build ONNX models from the original frameworks (needs the `export` extra).")
+app.add_typer(export_app, name="export")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _fmt(v: float) -> str:
+    return "NaN" if math.isnan(v) else f"{v:.4f}"
+
+
+def _split(s: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(x.strip() for x in s.split(",") if x.strip()))
+
+
+def _parse_metrics(metrics: Optional[str], model: Optional[str]) -> tuple[str, ...]:
+    """Metrics to compute: --metrics (or the default set), with --model replacing its embedding models."""
+    from .scoring import CLASSIC_METRICS, DEFAULT_METRICS, EMBEDDING_METRICS
+
+    chosen = _split(metrics) if metrics else DEFAULT_METRICS
+    if model:
+        models = _split(model)
+        bad = [m for m in models if m not in EMBEDDING_METRICS]
+        if bad:
+            raise UsageError(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(EMBEDDING_METRICS)}")
+        chosen = models + tuple(m for m in chosen if m in CLASSIC_METRICS)
+    return chosen
+
+
+def _print_pair(result, console) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{Path(result.clean).name}  vs  {Path(result.degraded).name}", title_justify="left")
+    t.add_column("metric")
+    t.add_column("score", justify="right")
+    t.add_column("detail")
+    for name, m in result.metrics.items():
+        if not m.ok:
+            detail = f"[red]{m.reason}[/red]"
+        elif "min" in m.details:
+            detail = f"mean of {len(m.details['frames'])} frames, min {m.details['min']:.4f}"
+            if m.details.get("note"):
+                detail += f"  [bold yellow]({m.details['note']})[/bold yellow]"
+        else:
+            detail = ""
+        t.add_row(name, _fmt(m.value), detail)
+    console.print(t)
+    for n in result.notes:
+        console.print(f"[dim]note: {n}[/dim]")
+
+
+@app.command()
+def score(
+    clean: Path = typer.Argument(..., help="Clean reference recording (wav, flac, ogg, mp3; any rate/channels)."),
+    degraded: Path = typer.Argument(..., help="Degraded recording to compare with it."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model(s): vggish, openl3, or both comma-separated. Default: both."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated from vggish, openl3, pesq_wb, pesq_nb, stoi, estoi. Default: vggish,openl3,pesq_wb,stoi,estoi."),
+    hop: float = typer.Option(0.5, "--hop", help="OpenL3 window hop in seconds. Cost grows as 1/hop: each 1 s window is ~20 GFLOP (~0.3 s on 2 cores), so 10 s of audio costs ~20 windows at 0.5 (default) and ~100 at 0.1 (openl3's own default, used by the study)."),
+    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model", help="Which exported OpenL3 variant to use."),
+    vggish_output: str = typer.Option("postprocessed", "--vggish-output", help="postprocessed (torchvggish 8-bit PCA output, default), embedding (before PCA) or embedding_raw (before the final ReLU, as Google's TF VGGish)."),
+    length: str = typer.Option("trim", "--length", help="When lengths differ: trim both to the shorter (reported) or error."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (per-frame scores and timestamps included) instead of a table."),
+) -> None:
+    """Score DEGRADED against CLEAN with every metric.
+
+    Examples:
+
+        pqeval score clean.wav degraded.wav
+        pqeval score clean.wav degraded.wav --model vggish --json > scores.json
+    """
+    from rich.console import Console
+
+    from .audio import load_audio
+    from .scoring import Scorer, ScoreOptions
+
+    chosen = _parse_metrics(metrics, model)
+    if hop <= 0:
+        raise UsageError(f"--hop must be positive, got {hop}")
+    opts = ScoreOptions(metrics=chosen, length=length, vggish_output=vggish_output, openl3_model=openl3_model, openl3_hop=hop, threads=threads)
+    explicit = set(m.strip() for m in model.split(",")) if model else set()
+    c, d = load_audio(clean), load_audio(degraded)
+    result = Scorer(opts).score(c, d)
+    for name in explicit:  # a model asked for by name must exist
+        m = result.metrics.get(name)
+        if m is not None and not m.ok and m.reason and "not installed" in m.reason:
+            raise PqevalError(m.reason)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2, allow_nan=False))
+    else:
+        _print_pair(result, Console())
+    raise typer.Exit(EXIT_PARTIAL if result.failed else EXIT_OK)
+
+
+@app.command("models")
+def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List installed models and their provenance (weight source, verification at export).
+
+    Example:
+
+        pqeval models --json
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .embedding import is_seeded, weights_note
+    from .errors import ModelError
+    from .session import installed_models, search_dirs
+
+    rows = []
+    for m in installed_models():
+        try:
+            meta = m.metadata
+            weights = m.weights
+            status = "ok"
+        except ModelError as e:
+            meta, weights, status = {}, "unknown", str(e)
+        verify = json.loads(meta.get("pqeval.verify", "{}") or "{}")
+        rows.append({
+            "key": m.key, "path": str(m.path), "size_mb": round(m.path.stat().st_size / 1e6, 1),
+            "weights": weights, "perceptual": not is_seeded(weights),
+            "note": weights_note(weights), "variant": meta.get("pqeval.variant", ""),
+            "verify": verify, "status": status,
+        })
+    if as_json:
+        print(json.dumps({"search_dirs": [str(d) for d in search_dirs()], "models": rows}, indent=2))
+        return
+    console = Console()
+    if not rows:
+        console.print("No models installed. Looked in: " + ", ".join(str(d) for d in search_dirs()))
+        console.print("Get one with `pqeval export vggish --weights DIR` (or `--seeded 0` for a test model).")
+        return
+    t = Table(title="installed models")
+    for col in ("model", "weights", "verified at export", "size", "path"):
+        t.add_column(col)
+    for r in rows:
+        w = r["weights"] if r["perceptual"] else f"[bold yellow]{r['weights']}  ({r['note']})[/bold yellow]"
+        v = r["verify"]
+        ver = f"max|Δ| {v['max_abs_diff']:.1e}, cos {v['cosine_min']:.6f}" if "max_abs_diff" in v else ""
+        if r["status"] != "ok":
+            ver = f"[red]{r['status']}[/red]"
+        t.add_row(r["key"], w, ver, f"{r['size_mb']} MB", r["path"])
+    console.print(t)
+
+
+def _default_out_dir() -> Path:
+    from .session import CHECKOUT_MODELS, user_cache_dir
+
+    return CHECKOUT_MODELS if os.access(CHECKOUT_MODELS, os.W_OK) else user_cache_dir()
+
+
+def _need_export(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise UsageError(f"exporting needs the original frameworks ({e.name} is missing): pip install 'pqeval[export]'") from None
+
+
+@export_app.command("vggish")
+def export_vggish_cmd(
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Directory with vggish-10086976.pth and vggish_pca_params-970ea276.pth (or the first file)."),
+    download: bool = typer.Option(False, "--download", help="Download the upstream files (pinned URLs, hash-checked) into the user cache first."),
+    seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write vggish.onnx (default: the checkout's models/ or the user cache)."),
+) -> None:
+    """Export torchvggish to ONNX and verify it against torch.
+
+    Examples:
+
+        pqeval export vggish --weights ./torchvggish-weights/
+        pqeval export vggish --download
+        pqeval export vggish --seeded 0
+    """
+    mod = _need_export("pqeval_export.vggish")
+    from .session import user_cache_dir
+
+    dl = user_cache_dir().parent / "downloads" if download else None
+    path, check = mod.export_vggish(weights=weights, seeded=seeded, download_to=dl, out_dir=out_dir or _default_out_dir())
+    _report_export(path)
+    print("verified against torchvggish: " + json.dumps(check))
+
+
+@export_app.command("openl3")
+def export_openl3_cmd(
+    input_repr: str = typer.Option("mel256", "--input-repr", help="linear, mel128 or mel256."),
+    content_type: str = typer.Option("music", "--content-type", help="music or env."),
+    embedding_size: int = typer.Option(512, "--embedding-size", help="512 or 6144."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="The openl3 .h5 weights file (default: the one inside an installed openl3 package)."),
+    seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write the .onnx (default: the checkout's models/ or the user cache)."),
+) -> None:
+    """Export an OpenL3 audio model (TensorFlow/Keras + kapre) to ONNX via tf2onnx and verify it.
+
+    Examples:
+
+        pqeval export openl3
+        pqeval export openl3 --input-repr mel128 --content-type env --embedding-size 6144
+        pqeval export openl3 --seeded 0
+    """
+    mod = _need_export("pqeval_export.openl3")
+    path = mod.export_openl3(
+        input_repr=input_repr, content_type=content_type, embedding_size=embedding_size,
+        weights=str(weights) if weights else None, seeded=seeded, out_dir=out_dir or _default_out_dir(),
+    )
+    _report_export(path)
+
+
+def _report_export(path: Path) -> None:
+    from .embedding import weights_note
+    from .session import OnnxModel
+
+    m = OnnxModel(path)
+    print(f"wrote {path} (weights {m.weights})")
+    if weights_note(m.weights):
+        print(f"note: {weights_note(m.weights)}")
+
+
+def main() -> None:
+    """Console entry point: run the typer app, turning pqeval's errors into one-line messages."""
+    try:
+        app()  # click itself reports usage errors (exit 2) and exits with typer.Exit's code
+    except PqevalError as e:
+        _stderr(f"pqeval: error: {e}")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _stderr("pqeval: interrupted")
+        sys.exit(130)
+    except Exception as e:  # a bug: one line unless asked for the traceback
+        if os.environ.get("PQEVAL_DEBUG"):
+            raise
+        _stderr(f"pqeval: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with PQEVAL_DEBUG=1 for a traceback)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""PESQ (ITU-T P.862 via the ``pesq`` package) and STOI/ESTOI (``pystoi``) that never crash a run.
+
+Every known failure of those packages becomes a NaN with a reason:
+- pesq raises NoUtterancesError on speech-free input, BufferTooShortError under 0.25 s, and a
+  bare ValueError on an all-zero or NaN degraded signal; it prints usage text on a bad rate (we
+  only ever call it at 8 or 16 kHz);
+- pystoi raises on mismatched lengths and *returns* 1e-5 (with a RuntimeWarning) when fewer than
+  30 non-silent frames remain: that 1e-5 is not a score and is reported as NaN.
+PESQ's C code carries an ITU/OPTICOM licence restricting commercial use; the ``pesq`` package is
+optional and, without it, the PESQ columns are NaN with that reason.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .resample import resample
+
+PESQ_MIN_SECONDS = 0.25
+STOI_TOO_SHORT = 1e-5  # what pystoi returns instead of a score
+ESTOI_SEED = 0  # pystoi's ESTOI uses numpy's global RNG on all-zero stretches
+
+
+@dataclass
+class MetricResult:
+    """One metric of one pair: ``value`` is NaN when ``reason`` says why it could not be computed."""
+
+    name: str
+    value: float
+    reason: str | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not math.isnan(self.value)
+
+
+def failed(name: str, reason: str) -> MetricResult:
+    return MetricResult(name, float("nan"), reason)
+
+
+def pesq_score(ref: np.ndarray, deg: np.ndarray, sr: int, mode: str = "wb") -> MetricResult:
+    """PESQ MOS-LQO of equal-length mono signals at ``sr`` Hz.
+
+    mode "wb" (P.862.2) runs at 16 kHz; "nb" (P.862.1) at 8 kHz for 8 kHz input and at 16 kHz
+    otherwise (as python-pesq allows). Other rates are resampled first (resampy kaiser_best).
+    """
+    name = f"pesq_{mode}"
+    try:
+        import pesq as _pesq
+    except ImportError:
+        return failed(name, "the optional 'pesq' package is not installed (pip install pesq)")
+    target = 8000 if (mode == "nb" and sr == 8000) else 16000
+    if len(ref) / sr < PESQ_MIN_SECONDS:
+        return failed(name, f"too short for PESQ: {len(ref) / sr:.3f} s < {PESQ_MIN_SECONDS} s")
+    if not np.any(ref):
+        return failed(name, "clean reference is all zero")
+    if not np.any(deg):
+        return failed(name, "degraded signal is all zero")
+    r, d = (resample(ref, sr, target), resample(deg, sr, target)) if sr != target else (ref, deg)
+    try:
+        value = _pesq.pesq(target, r, d, mode, on_error=_pesq.PesqError.RAISE_EXCEPTION)
+    except _pesq.NoUtterancesError:
+        return failed(name, "PESQ detected no utterances (it needs speech)")
+    except _pesq.BufferTooShortError:
+        return failed(name, "too short for PESQ after its voice-activity alignment")
+    except (_pesq.PesqError, ValueError, MemoryError) as e:
+        return failed(name, f"PESQ failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    return MetricResult(name, float(value), details={"rate": target})
+
+
+def stoi_score(ref: np.ndarray, deg: np.ndarray, sr: int, extended: bool = False) -> MetricResult:
+    """STOI (Taal et al. 2011) or ESTOI (Jensen & Taal 2016) of equal-length signals at ``sr`` Hz."""
+    name = "estoi" if extended else "stoi"
+    try:
+        from pystoi import stoi as _stoi
+    except ImportError:
+        return failed(name, "the 'pystoi' package is not installed")
+    if len(ref) != len(deg):
+        return failed(name, f"lengths differ ({len(ref)} vs {len(deg)} samples)")
+    state = np.random.get_state()
+    try:
+        np.random.seed(ESTOI_SEED)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = float(_stoi(ref, deg, sr, extended=extended))
+    except Exception as e:  # pystoi raises bare Exceptions
+        return failed(name, f"{name.upper()} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    finally:
+        np.random.set_state(state)
+    if value == STOI_TOO_SHORT and any("Not enough STFT frames" in str(w.message) for w in caught):
+        return failed(name, f"too little non-silent audio for {name.upper()} (needs 30 frames ≈ 0.4 s after removing silence)")
+    if not math.isfinite(value):
+        return failed(name, f"{name.upper()} is not finite (silent or constant input)")
+    return MetricResult(name, value)

@@ -1,0 +1,155 @@
+"""The one place that finds model files and creates ONNX Runtime sessions (lazily).
+
+Lookup order for ``models/<key>.onnx``: the directories in ``$PQEVAL_MODELS`` (os.pathsep-
+separated), then the checkout's ``models/``, then the user cache ``$XDG_CACHE_HOME/pqeval/models``
+(default ``~/.cache/pqeval/models``). Each exported model has a sidecar ``<key>.onnx.json``
+holding its metadata and sha256; the file is checked against it before a session is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"
+WEIGHTS_KEY = "pqeval.weights"
+_HASH_CHUNK = 1 << 22
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pqeval" / "models"
+
+
+def search_dirs() -> list[Path]:
+    """Directories searched for model files, in order."""
+    env = [Path(p) for p in os.environ.get("PQEVAL_MODELS", "").split(os.pathsep) if p]
+    return env + [CHECKOUT_MODELS, user_cache_dir()]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_model(key: str) -> Path:
+    """Path of ``<key>.onnx`` in the first search directory that has it, else ModelError."""
+    for d in search_dirs():
+        p = d / f"{key}.onnx"
+        if p.is_file():
+            return p
+    hint = "pqeval export vggish --weights DIR" if key == "vggish" else f"pqeval export {key.split('-')[0]} --weights FILE"
+    raise ModelError(
+        f"model '{key}' is not installed (looked for {key}.onnx in "
+        f"{', '.join(str(d) for d in search_dirs())}); get it with `{hint}` "
+        f"(or `--seeded 0` for a test model that is not perceptual)"
+    )
+
+
+def default_threads() -> int:
+    return int(os.environ.get("PQEVAL_THREADS", 0)) or (os.cpu_count() or 1)
+
+
+class OnnxModel:
+    """An exported model file, its provenance and a lazily created ORT session."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, verify: bool = True):
+        self.path = Path(path)
+        self.key = self.path.name.removesuffix(".onnx")
+        self.threads = threads or default_threads()
+        self._verify = verify
+        self._lock = threading.Lock()
+        self._session = None
+
+    @cached_property
+    def sidecar(self) -> dict:
+        """Contents of ``<key>.onnx.json`` (metadata and sha256), or ModelError if absent/unreadable."""
+        side = self.path.with_name(self.path.name + ".json")
+        try:
+            return json.loads(side.read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{self.path}: its provenance file {side.name} is missing; re-export the model") from None
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{side}: unreadable provenance file ({e})") from None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.sidecar.get("metadata", {})
+
+    @property
+    def weights(self) -> str:
+        return self.metadata.get(WEIGHTS_KEY, "unknown")
+
+    def check_integrity(self) -> None:
+        """Refuse a file whose size or sha256 differs from what the export recorded."""
+        want = self.sidecar.get("sha256")
+        size = self.path.stat().st_size
+        if want is None:
+            raise ModelError(f"{self.path}: provenance file records no sha256; re-export the model")
+        if size != self.sidecar.get("size", size) or sha256_file(self.path) != want:
+            raise ModelError(
+                f"{self.path}: file does not match its recorded sha256 (truncated or modified); re-export it"
+            )
+
+    @property
+    def session(self):
+        """The ORT session, created on first use with explicit threads and the CPU provider."""
+        with self._lock:
+            if self._session is None:
+                if self._verify:
+                    self.check_integrity()
+                import onnxruntime as ort
+
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = self.threads
+                so.inter_op_num_threads = 1
+                so.enable_cpu_mem_arena = False
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                so.log_severity_level = 3
+                try:
+                    sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+                except Exception as e:  # ORT raises its own exception types for corrupt files
+                    raise ModelError(f"{self.path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
+                embedded = sess.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
+                if embedded != self.weights:
+                    raise ModelError(
+                        f"{self.path}: weight provenance in the file ({embedded}) differs from its sidecar ({self.weights})"
+                    )
+                self._session = sess
+            return self._session
+
+    def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
+        return self.session.run(outputs, inputs)
+
+
+_OPEN: dict[tuple[str, int], OnnxModel] = {}
+
+
+def open_model(key: str, threads: int | None = None) -> OnnxModel:
+    """The OnnxModel for ``key`` (cached per process; the session itself is made on first run)."""
+    path = find_model(key)
+    k = (str(path), threads or 0)
+    if k not in _OPEN:
+        _OPEN[k] = OnnxModel(path, threads)
+    return _OPEN[k]
+
+
+def installed_models() -> list[OnnxModel]:
+    """Every ``*.onnx`` in the search directories (first occurrence of each key wins)."""
+    seen: dict[str, OnnxModel] = {}
+    for d in search_dirs():
+        if d.is_dir():
+            for p in sorted(d.glob("*.onnx")):
+                seen.setdefault(p.name.removesuffix(".onnx"), OnnxModel(p))
+    return list(seen.values())

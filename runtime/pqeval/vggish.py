@@ -1,0 +1,144 @@
+"""VGGish in numpy + ONNX Runtime: log-mel examples and embeddings.
+
+Reproduces torchvggish 0.2 ``vggish_input.waveform_to_examples`` (itself Google's
+``vggish_input.py`` / ``mel_features.py`` from tensorflow/models research/audioset):
+resample to 16 kHz (resampy kaiser_best, see ``pqeval.resample``), 25 ms periodic-Hann frames
+every 10 ms, |rfft| with 512 points, 64 HTK-mel bands from 125 to 7500 Hz (bin 0 zeroed),
+``log(mel + 0.01)``, then non-overlapping 96-frame (0.96 s) examples. The same numpy operations
+in the same order make the float64 features bit-identical at 16 kHz.
+
+The ONNX model (``pqeval export vggish``) takes examples [B, 1, 96, 64] float32 and returns
+three outputs: ``embedding_raw`` (before the final ReLU: Google's TF VGGish embedding),
+``embedding`` (after it: torchvggish's, see torchvggish issue #24) and ``postprocessed``
+(torchvggish's PCA + clip to [-2, 2] + 8-bit quantisation of ``embedding``, values 0..255).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .embedding import Embedding
+from .errors import AudioError
+from .resample import resample
+from .session import OnnxModel
+
+SAMPLE_RATE = 16000
+STFT_WINDOW_SECONDS = 0.025
+STFT_HOP_SECONDS = 0.010
+NUM_MEL_BINS = 64
+MEL_MIN_HZ = 125.0
+MEL_MAX_HZ = 7500.0
+LOG_OFFSET = 0.01
+EXAMPLE_SECONDS = 0.96  # window and hop of one example
+_MEL_BREAK_HZ = 700.0
+_MEL_HIGH_Q = 1127.0
+
+OUTPUTS = ("postprocessed", "embedding", "embedding_raw")
+FRONTEND_PARAMS = {
+    "sample_rate": SAMPLE_RATE,
+    "stft_window_seconds": STFT_WINDOW_SECONDS,
+    "stft_hop_seconds": STFT_HOP_SECONDS,
+    "fft_length": 512,
+    "window": "periodic hann",
+    "mel_bins": NUM_MEL_BINS,
+    "mel_scale": "htk",
+    "mel_min_hz": MEL_MIN_HZ,
+    "mel_max_hz": MEL_MAX_HZ,
+    "log_offset": LOG_OFFSET,
+    "example_seconds": EXAMPLE_SECONDS,
+    "resampler": "resampy kaiser_best",
+}
+
+
+def hertz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale: 1127 ln(1 + f/700)."""
+    return _MEL_HIGH_Q * np.log(1.0 + (hz / _MEL_BREAK_HZ))
+
+
+def _frame(data: np.ndarray, length: int, hop: int) -> np.ndarray:
+    """Complete frames of ``data`` along axis 0 (no padding): [num_frames, length, ...] view."""
+    n = 1 + (data.shape[0] - length) // hop
+    shape = (n, length) + data.shape[1:]
+    strides = (data.strides[0] * hop,) + data.strides
+    return np.lib.stride_tricks.as_strided(data, shape=shape, strides=strides, writeable=False)
+
+
+class VGGishFrontend:
+    """Waveform -> VGGish log-mel examples [N, 96, 64] float64; filterbank built once."""
+
+    def __init__(self) -> None:
+        self.window_length = int(round(SAMPLE_RATE * STFT_WINDOW_SECONDS))  # 400
+        self.hop_length = int(round(SAMPLE_RATE * STFT_HOP_SECONDS))  # 160
+        self.fft_length = 2 ** int(np.ceil(np.log(self.window_length) / np.log(2.0)))  # 512
+        self.window = 0.5 - (0.5 * np.cos(2 * np.pi / self.window_length * np.arange(self.window_length)))
+        self.mel_matrix = self._mel_matrix(self.fft_length // 2 + 1)
+        self.example_frames = int(round(EXAMPLE_SECONDS / STFT_HOP_SECONDS))  # 96
+        # Fewest 16 kHz samples that give one example: 0.975 s.
+        self.min_samples = self.window_length + (self.example_frames - 1) * self.hop_length
+
+    @staticmethod
+    def _mel_matrix(num_bins: int) -> np.ndarray:
+        """[num_bins, 64] HTK triangular weights, as mel_features.spectrogram_to_mel_matrix."""
+        bins_mel = hertz_to_mel(np.linspace(0.0, SAMPLE_RATE / 2.0, num_bins))
+        edges = np.linspace(hertz_to_mel(MEL_MIN_HZ), hertz_to_mel(MEL_MAX_HZ), NUM_MEL_BINS + 2)
+        m = np.empty((num_bins, NUM_MEL_BINS))
+        for i in range(NUM_MEL_BINS):
+            lo, mid, hi = edges[i : i + 3]
+            m[:, i] = np.maximum(0.0, np.minimum((bins_mel - lo) / (mid - lo), (hi - bins_mel) / (hi - mid)))
+        m[0, :] = 0.0
+        return m
+
+    def log_mel(self, x16k: np.ndarray) -> np.ndarray:
+        """16 kHz mono signal (n,) -> log-mel spectrogram [frames, 64] float64."""
+        frames = _frame(x16k, self.window_length, self.hop_length)
+        spec = np.abs(np.fft.rfft(frames * self.window, self.fft_length))
+        return np.log(np.dot(spec, self.mel_matrix) + LOG_OFFSET)
+
+    def examples(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """Mono float signal at ``sr`` Hz -> examples [N, 96, 64] float64 (N = 0 under 0.975 s)."""
+        x = resample(np.asarray(audio, dtype=np.float64), sr, SAMPLE_RATE) if sr != SAMPLE_RATE else np.asarray(audio, dtype=np.float64)
+        if len(x) < self.min_samples:
+            return np.zeros((0, self.example_frames, NUM_MEL_BINS))
+        log_mel = self.log_mel(x)
+        return _frame(log_mel, self.example_frames, self.example_frames)
+
+
+class VGGishEmbedder:
+    """VGGish embeddings of a clip: one ORT call for all its examples.
+
+    output: "postprocessed" (default; torchvggish's ``vggish()`` output, what the study used),
+    "embedding" (torchvggish before PCA) or "embedding_raw" (before the final ReLU, as TF VGGish).
+    """
+
+    name = "vggish"
+
+    def __init__(self, model: OnnxModel, output: str = "postprocessed", batch_size: int = 64) -> None:
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        self.model = model
+        self.output = output
+        self.batch_size = batch_size
+        self.frontend = VGGishFrontend()
+
+    def run_examples(self, examples: np.ndarray) -> np.ndarray:
+        """[N, 96, 64] -> [N, 128] float32 (the selected output)."""
+        x = examples[:, None, :, :].astype(np.float32)
+        parts = [
+            self.model.run({"examples": x[i : i + self.batch_size]}, [self.output])[0]
+            for i in range(0, len(x), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 128), np.float32)
+
+    def embed(self, audio: np.ndarray, sr: int) -> Embedding:
+        """Mono float64 signal -> Embedding with frames [N, 128] and times N × 0.96 s.
+
+        Raises AudioError for clips shorter than 0.975 s (VGGish yields no example).
+        """
+        ex = self.frontend.examples(audio, sr)
+        if len(ex) == 0:
+            raise AudioError(
+                f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least 0.975 s"
+            )
+        frames = self.run_examples(ex)
+        times = np.arange(len(frames)) * EXAMPLE_SECONDS
+        return Embedding(frames, times, self.name, self.model.weights)
