@@ -78,13 +78,16 @@ def _print_pair(result, console) -> None:
         elif "min" in m.details:
             detail = f"mean of {len(m.details['frames'])} frames, min {m.details['min']:.4f}"
             if m.details.get("note"):
-                detail += f"  [bold yellow]({m.details['note']})[/bold yellow]"
+                name = f"{name} [bold yellow](not perceptual)[/bold yellow]"
         else:
             detail = ""
         t.add_row(name, _fmt(m.value), detail)
     console.print(t)
+    for name, m in result.metrics.items():
+        if m.details.get("note"):
+            console.print(f"[bold yellow]warning: {name}: {m.details['note']} ({m.details['weights']})[/bold yellow]", soft_wrap=True)
     for n in result.notes:
-        console.print(f"[dim]note: {n}[/dim]")
+        console.print(f"[dim]note: {n}[/dim]", soft_wrap=True)
 
 
 @app.command()
@@ -172,13 +175,16 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     for col in ("model", "weights", "verified at export", "size", "path"):
         t.add_column(col)
     for r in rows:
-        w = r["weights"] if r["perceptual"] else f"[bold yellow]{r['weights']}  ({r['note']})[/bold yellow]"
+        w = r["weights"] if r["perceptual"] else f"[bold yellow]{r['weights']}[/bold yellow]"
         v = r["verify"]
         ver = f"max|Δ| {v['max_abs_diff']:.1e}, cos {v['cosine_min']:.6f}" if "max_abs_diff" in v else ""
         if r["status"] != "ok":
             ver = f"[red]{r['status']}[/red]"
         t.add_row(r["key"], w, ver, f"{r['size_mb']} MB", r["path"])
     console.print(t)
+    for r in rows:
+        if r["note"]:
+            console.print(f"[bold yellow]warning: {r['key']}: {r['note']}[/bold yellow]", soft_wrap=True)
 
 
 def _default_out_dir() -> Path:

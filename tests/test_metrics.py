@@ -1,0 +1,66 @@
+"""PESQ and STOI wrappers: published values, and failures as NaN with a reason."""
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import read
+from pqeval.metrics import pesq_score, stoi_score
+
+
+@pytest.fixture(scope="module")
+def pair():
+    ref, sr = read("pesq_speech.wav")
+    deg, _ = read("pesq_speech_bab_0dB.wav")
+    return ref, deg, sr
+
+
+def test_published_values(pair):
+    """python-pesq's README/tests and pystoi (agreeing with the MATLAB reference): ../shared/audio/README.md."""
+    ref, deg, sr = pair
+    assert pesq_score(ref, deg, sr, "wb").value == pytest.approx(1.0832337141036987, abs=1e-9)
+    assert pesq_score(ref, deg, sr, "nb").value == pytest.approx(1.6072081327438354, abs=1e-9)
+    assert stoi_score(ref, deg, sr).value == pytest.approx(0.6739177895331301, abs=1e-9)
+    assert stoi_score(ref, deg, sr, extended=True).value == pytest.approx(0.3904499910335536, abs=1e-9)
+
+
+def test_other_rates_are_resampled_for_pesq(pair):
+    from pqeval.resample import resample
+
+    ref, deg, sr = pair
+    r = pesq_score(resample(ref, sr, 48000), resample(deg, sr, 48000), 48000, "wb")
+    assert r.ok and r.details["rate"] == 16000 and abs(r.value - 1.083) < 0.05
+
+
+@pytest.mark.parametrize(
+    "make, metric, reason",
+    [
+        (lambda r, d: (r, np.zeros_like(d)), "pesq_wb", "degraded signal is all zero"),
+        (lambda r, d: (np.zeros_like(r), d), "pesq_wb", "no utterances"),
+        (lambda r, d: (r[:3000], d[:3000]), "pesq_wb", "too short for PESQ"),
+        (lambda r, d: (r[:8000], d[:8000] * 0 + 1e-3 * np.random.default_rng(0).standard_normal(8000)), "stoi", None),
+        (lambda r, d: (r[:4000], d[:4000]), "stoi", "too little non-silent audio"),
+        (lambda r, d: (np.zeros_like(r), d), "stoi", "clean reference is all zero"),
+        (lambda r, d: (r, d[:-10]), "stoi", "lengths differ"),
+    ],
+)
+def test_failures_are_nan_with_reason(pair, make, metric, reason):
+    ref, deg, sr = pair
+    r, d = make(ref, deg)
+    res = pesq_score(r, d, sr, metric.split("_")[1]) if metric.startswith("pesq") else stoi_score(r, d, sr)
+    if reason is None:  # a valid (if low) score: not the 1e-5 placeholder
+        assert res.ok and res.value != 1e-5
+    else:
+        assert math.isnan(res.value) and reason in res.reason
+
+
+def test_estoi_deterministic_and_global_rng_untouched(pair):
+    ref, deg, sr = pair
+    ref = ref.copy()
+    ref[10000:20000] = 0
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a = stoi_score(ref, deg, sr, extended=True).value
+    assert np.array_equal(np.random.get_state()[1], before)
+    assert stoi_score(ref, deg, sr, extended=True).value == a

@@ -1,0 +1,30 @@
+"""The runtime never imports the original frameworks."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, shared
+
+HEAVY = ["torch", "tensorflow", "keras", "tf_keras", "librosa", "resampy", "torchvggish", "openl3", "kapre", "numba"]
+
+
+def test_scoring_imports_no_framework(use_models):
+    code = f"""
+import json, sys
+from pqeval.cli import main
+sys.argv = ["pqeval", "score", {str(shared("pesq_speech.wav"))!r}, {str(shared("pesq_speech_bab_0dB.wav"))!r}, "--json"]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "runtime"), "PQEVAL_MODELS": str(use_models)}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    scored = json.loads("\n".join(lines[:-1]))
+    assert scored["metrics"]["vggish"]["value"] is not None  # the model really ran
+    assert json.loads(lines[-1]) == []
