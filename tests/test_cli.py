@@ -169,3 +169,15 @@ def test_models_lists_provenance(use_models):
     assert v["weights"] == "seeded:0" and v["perceptual"] is False and v["verify"]["cosine_min"] >= 0.99999
     p = run("models", models=use_models)
     assert "seeded" in p.stdout and "not a perceptual measurement" in p.stdout
+
+
+def test_degrade_command(files, tmp_path):
+    out = tmp_path / "out dir ü"
+    p = run("degrade", files["clean.wav"], files["missing"], "--out", out, "--kind", "noise,bitdepth", "--level", "high", "--json")
+    assert p.returncode == 3 and "no such file" in p.stderr
+    written = json.loads(p.stdout)["written"]
+    assert sorted(os.path.basename(w) for w in written) == ["clean__bitdepth_high.wav", "clean__noise_high.wav"]
+    info = sf.info(written[0])
+    assert info.subtype == "FLOAT" and info.frames == 3 * 16000
+    p = run("degrade", files["clean.wav"], "--out", out, "--kind", "nope")
+    assert p.returncode == 2 and "pqeval: error:" in p.stderr

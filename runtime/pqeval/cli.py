@@ -133,6 +133,50 @@ def score(
     raise typer.Exit(EXIT_PARTIAL if result.failed else EXIT_OK)
 
 
+@app.command()
+def degrade(
+    inputs: list[Path] = typer.Argument(..., help="Recordings to degrade (any format/rate; mixed to mono)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
+    kind: str = typer.Option("all", "--kind", help="noise, bitrate, bitdepth (the study's), clipping, reverb, mp3, vorbis, opus; comma-separated, or 'study' or 'all'."),
+    level: str = typer.Option("all", "--level", help="low, high, extreme (comma-separated) or all."),
+    seed: int = typer.Option(0, "--seed", help="Seed for noise and reverberation (same seed, same output)."),
+    fmt: str = typer.Option("wav", "--format", help="wav (32-bit float, default) or flac (24-bit). Never 16-bit: it shifts PESQ/ESTOI."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON."),
+) -> None:
+    """Write degraded copies of each input at every kind × level (each ends with peak normalisation).
+
+    Examples:
+
+        pqeval degrade speech.wav --out degraded/ --kind noise --level high
+        pqeval degrade *.wav --out degraded/ --kind study
+    """
+    import warnings
+
+    from . import degrade as dg
+
+    kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else _split(kind))
+    levels = "all" if level == "all" else _split(level)
+    written, failed = [], []
+    for path in inputs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", dg.DegradationSkipped)
+            try:
+                written += [str(p) for p in dg.degrade_file(path, out, kinds, levels, seed=seed, fmt=fmt)]
+            except PqevalError as e:
+                if len(inputs) == 1 or isinstance(e, UsageError):
+                    raise
+                failed.append({"file": str(path), "reason": str(e)})
+                _stderr(f"pqeval: skipped: {e}")
+        for w in caught:
+            if issubclass(w.category, dg.DegradationSkipped) and path == inputs[0]:
+                _stderr(f"pqeval: note: {w.message}")
+    if as_json:
+        print(json.dumps({"written": written, "failed": failed}, indent=2))
+    else:
+        print(f"wrote {len(written)} files to {out}")
+    raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
 @app.command("models")
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List installed models and their provenance (weight source, verification at export).
