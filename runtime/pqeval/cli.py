@@ -113,12 +113,9 @@ def score(
     from rich.console import Console
 
     from .audio import load_audio
-    from .scoring import Scorer, ScoreOptions
+    from .scoring import Scorer
 
-    chosen = _parse_metrics(metrics, model)
-    if hop <= 0:
-        raise UsageError(f"--hop must be positive, got {hop}")
-    opts = ScoreOptions(metrics=chosen, length=length, vggish_output=vggish_output, openl3_model=openl3_model, openl3_hop=hop, threads=threads)
+    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads)
     explicit = set(m.strip() for m in model.split(",")) if model else set()
     c, d = load_audio(clean), load_audio(degraded)
     result = Scorer(opts).score(c, d)
@@ -175,6 +172,135 @@ def degrade(
     else:
         print(f"wrote {len(written)} files to {out}")
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+def _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads):
+    from .scoring import ScoreOptions
+
+    if hop <= 0:
+        raise UsageError(f"--hop must be positive, got {hop}")
+    return ScoreOptions(metrics=_parse_metrics(metrics, model), length=length, vggish_output=vggish_output,
+                        openl3_model=openl3_model, openl3_hop=hop, threads=threads)
+
+
+class _Progress:
+    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, label: str):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.p.__enter__()
+        return self
+
+    def __exit__(self, *a):
+        self.p.__exit__(*a)
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if self.task is None:
+            self.task = self.p.add_task(label, total=total)
+        self.p.update(self.task, completed=done, description=label)
+
+
+def _batch_exit(rows: list[dict], metrics) -> int:
+    bad = [r for r in rows if r.get("error") or any(r.get(m, "") == "" for m in metrics)]
+    return EXIT_PARTIAL if bad else EXIT_OK
+
+
+@app.command()
+def batch(
+    sources: list[Path] = typer.Argument(..., help="PAIRS.csv (columns clean,degraded) or CLEAN_DIR DEGRADED_DIR."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CSV (rewritten atomically after every pair; an existing one is resumed)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model(s): vggish, openl3 or both."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics (default: vggish,openl3,pesq_wb,stoi,estoi)."),
+    hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (cost ∝ 1/hop, see `pqeval score --help`)."),
+    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
+    vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
+    length: str = typer.Option("trim", "--length", help="trim or error when lengths differ."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    as_json: bool = typer.Option(False, "--json", help="Also print the rows as JSON on stdout."),
+) -> None:
+    """Score many pairs; each clean reference is embedded once; a bad pair gets a row with its reason.
+
+    Pairs in directory mode match by name: `x.wav` in CLEAN_DIR pairs with `x.wav` or
+    `x__<anything>.wav` in DEGRADED_DIR (what `pqeval degrade` writes).
+
+    Examples:
+
+        pqeval batch pairs.csv --out results.csv
+        pqeval batch clean/ degraded/ --out results.csv --model vggish --json
+    """
+    from .batch import pairs_from_csv, pairs_from_dirs, rows_json, run_batch
+
+    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads)
+    if len(sources) == 1:
+        pairs = pairs_from_csv(sources[0])
+    elif len(sources) == 2:
+        pairs = pairs_from_dirs(*sources)
+    else:
+        raise UsageError("give PAIRS.csv, or CLEAN_DIR and DEGRADED_DIR")
+    with _Progress("scoring") as prog:
+        res = run_batch(pairs, out, opts, progress=prog)
+    if as_json:
+        print(rows_json(res.rows, opts.metrics))
+    _stderr(f"pqeval: {len(res.rows)} pairs -> {out}: {res.scored} scored, {res.reused} reused, {res.failed} failed")
+    for r in res.rows:
+        if r.get("error"):
+            _stderr(f"pqeval: failed: {r['degraded']}: {r['error']}")
+    raise typer.Exit(_batch_exit(res.rows, opts.metrics))
+
+
+@app.command()
+def study(
+    original_dir: Path = typer.Argument(..., help="Folder of clean recordings (any format/rate). Names containing speech/music/env set the content type."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (re-running resumes)."),
+    kind: str = typer.Option("study", "--kind", help="Degradations: 'study' (noise, bitrate, bitdepth), 'all', or a comma-separated list."),
+    level: str = typer.Option("all", "--level", help="low, high, extreme (comma-separated) or all."),
+    seed: int = typer.Option(0, "--seed"),
+    sr: str = typer.Option("16000", "--sr", help="Analysis sample rate of the converted inputs, or 'native'."),
+    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    metrics: Optional[str] = typer.Option(None, "--metrics"),
+    hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (the study's openl3 default is 0.1; 5x the cost)."),
+    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
+    vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    no_figures: bool = typer.Option(False, "--no-figures", help="Write tables and the report without figures."),
+) -> None:
+    """Reproduce the study: degrade every input at every kind × level, score all pairs, write
+    all_metrics.csv, summary and correlation tables, figures and report.md.
+
+    Examples:
+
+        pqeval study originals/ --out study-out/
+        pqeval study originals/ --out study-out/ --kind all --hop 0.1
+    """
+    from . import degrade as dg
+    from .study import run_study
+
+    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, "trim", threads)
+    kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else _split(kind))
+    levels = "all" if level == "all" else _split(level)
+    try:
+        rate = None if sr == "native" else int(sr)
+    except ValueError:
+        raise UsageError(f"--sr must be a rate in Hz or 'native', got {sr!r}") from None
+    with _Progress("scoring") as prog:
+        res = run_study(original_dir, out, kinds, levels, seed, opts, rate, figures=not no_figures, progress=prog)
+    for path, reason in res.skipped_inputs.items():
+        _stderr(f"pqeval: skipped input: {reason}")
+    rep = res.report
+    print(f"{res.pairs} pairs: {res.scored} scored, {res.reused} reused, {res.failed} failed")
+    print(f"report: {out / 'report.md'}")
+    if getattr(rep, "figures_skipped", None):
+        print(f"figures skipped: {rep.figures_skipped}")
+    from .batch import read_rows
+
+    raise typer.Exit(_batch_exit(read_rows(out / "all_metrics.csv"), opts.metrics) if not res.skipped_inputs else EXIT_PARTIAL)
 
 
 @app.command("models")

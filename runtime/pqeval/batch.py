@@ -1,0 +1,238 @@
+"""Scoring many pairs: pairing, a clean-embedding cache, resumable atomic CSV/JSON output.
+
+One row per pair. Columns: ``clean``, ``degraded``, then per metric ``m`` its value (empty when
+NaN) and ``m_reason``; embedding metrics add ``m_min`` and ``m_weights`` (provenance, so a seeded
+model's numbers can never pass for OpenL3/VGGish); then ``notes``, ``error`` (why a whole pair
+failed), ``clean_sha256``, ``degraded_sha256`` and ``settings``. Extra columns given by the caller
+(the study's ``file``, ``content``, ``degradation``, ``level``) come first.
+
+Resume: rows already in the output whose file hashes and settings match are kept, not
+recomputed. The output is rewritten atomically after every pair, so an interrupt loses nothing
+already scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .audio import load_audio
+from .errors import PqevalError, UsageError
+from .scoring import EMBEDDING_METRICS, PairScore, Scorer, ScoreOptions
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
+
+
+@dataclass
+class Pair:
+    clean: Path
+    degraded: Path
+    extra: dict = field(default_factory=dict)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text to a temp file beside ``path``, then rename; UsageError if the place is unwritable."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def columns(metrics: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """CSV header for these metrics (see the module docstring)."""
+    cols = list(extra) + ["clean", "degraded"]
+    for m in metrics:
+        cols += [m, f"{m}_reason"]
+        if m in EMBEDDING_METRICS:
+            cols += [f"{m}_min", f"{m}_weights"]
+    return cols + ["notes", "error", "clean_sha256", "degraded_sha256", "settings"]
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None or math.isnan(v) else repr(float(v))
+
+
+def pair_row(pair: Pair, result: PairScore | None, metrics: Iterable[str], error: str = "") -> dict:
+    """One CSV row: a scored pair, or a failed one (all metrics empty, ``error`` set)."""
+    row = {**pair.extra, "clean": str(pair.clean), "degraded": str(pair.degraded)}
+    for m in metrics:
+        r = result.metrics.get(m) if result else None
+        row[m] = _num(r.value) if r else ""
+        row[f"{m}_reason"] = (r.reason or "") if r else error
+        if m in EMBEDDING_METRICS:
+            row[f"{m}_min"] = _num(r.details.get("min")) if r else ""
+            row[f"{m}_weights"] = r.details.get("weights", "") if r else ""
+    row["notes"] = "; ".join(result.notes) if result else ""
+    row["error"] = error
+    return row
+
+
+def to_csv(rows: list[dict], cols: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """Rows of an earlier output (empty if it does not exist or cannot be parsed)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def settings_key(options: ScoreOptions) -> str:
+    """What changes the numbers, as one string (the resume key together with the file hashes)."""
+    o = options
+    return f"metrics={','.join(o.metrics)};length={o.length};vggish={o.vggish_output};openl3={o.openl3_model}@{o.openl3_hop}"
+
+
+def pairs_from_csv(path: str | os.PathLike) -> list[Pair]:
+    """Pairs from a CSV with ``clean`` and ``degraded`` columns (relative paths: from the CSV's folder)."""
+    path = Path(path)
+    base = path.parent
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"clean", "degraded"} <= set(reader.fieldnames):
+                raise UsageError(f"{path}: needs a header with 'clean' and 'degraded' columns")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{path}: cannot read the pairs file ({e})") from None
+    extra_cols = [c for c in reader.fieldnames if c not in ("clean", "degraded")]
+    return [
+        Pair(base / r["clean"], base / r["degraded"], {c: r.get(c, "") for c in extra_cols})
+        for r in rows
+    ]
+
+
+def audio_files(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def pairs_from_dirs(clean_dir: str | os.PathLike, degraded_dir: str | os.PathLike) -> list[Pair]:
+    """Pair each degraded file with the clean file of the same stem, or whose stem it starts with
+    followed by ``__`` (``pqeval degrade``'s ``<stem>__<kind>_<level>`` names)."""
+    cd, dd = Path(clean_dir), Path(degraded_dir)
+    for d in (cd, dd):
+        if not d.is_dir():
+            raise UsageError(f"{d}: not a directory")
+    clean = {p.stem: p for p in audio_files(cd)}
+    pairs = []
+    for p in audio_files(dd):
+        stem = p.stem.split("__", 1)[0]
+        if stem in clean:
+            pairs.append(Pair(clean[stem], p))
+    if not pairs:
+        raise UsageError(f"no degraded file in {dd} matches a clean file in {cd} by name")
+    return pairs
+
+
+@dataclass
+class BatchResult:
+    rows: list[dict]
+    scored: int
+    reused: int
+    failed: int
+
+
+def run_batch(
+    pairs: list[Pair],
+    out: str | os.PathLike,
+    options: ScoreOptions | None = None,
+    extra_columns: Iterable[str] = (),
+    progress: Callable[[int, int, str], None] | None = None,
+) -> BatchResult:
+    """Score every pair into the CSV ``out`` (rewritten atomically after each pair); resume from it.
+
+    A pair whose files cannot be used gets a row with every metric empty and ``error`` set; the
+    batch goes on. ``progress(done, total, label)`` is called after each pair.
+    """
+    options = options or ScoreOptions()
+    out = Path(out)
+    settings = settings_key(options)
+    extra_columns = list(extra_columns)
+    cols = columns(options.metrics, extra_columns)
+    done = {
+        (r.get("clean"), r.get("degraded")): r
+        for r in read_rows(out)
+        if r.get("settings") == settings and not r.get("error") and r.get("clean_sha256")
+    }
+    scorer = Scorer(options, cache={})
+    hashes: dict[Path, str] = {}
+
+    def digest(p: Path) -> str:
+        if p not in hashes:
+            hashes[p] = file_sha256(p)
+        return hashes[p]
+
+    rows: list[dict] = []
+    scored = reused = failed = 0
+    atomic_write_text(out, to_csv(rows, cols))  # fail early on an unwritable output
+    for i, pair in enumerate(pairs):
+        key = (str(pair.clean), str(pair.degraded))
+        try:
+            hc, hd = digest(pair.clean), digest(pair.degraded)
+        except OSError:
+            hc = hd = ""
+        prev = done.get(key)
+        if prev and hc and prev.get("clean_sha256") == hc and prev.get("degraded_sha256") == hd:
+            rows.append({**prev, **pair.extra})
+            reused += 1
+        else:
+            try:
+                result = scorer.score(load_audio(pair.clean), load_audio(pair.degraded), clean_id=hc or None)
+                row = pair_row(pair, result, options.metrics)
+                scored += 1
+            except PqevalError as e:
+                row = pair_row(pair, None, options.metrics, error=str(e))
+                failed += 1
+            row.update(clean_sha256=hc, degraded_sha256=hd, settings=settings)
+            rows.append(row)
+        atomic_write_text(out, to_csv(rows, cols))
+        if progress:
+            progress(i + 1, len(pairs), pair.degraded.name)
+    return BatchResult(rows, scored, reused, failed)
+
+
+def rows_json(rows: list[dict], metrics: Iterable[str]) -> str:
+    """The rows as JSON, numbers as numbers and NaN as null."""
+    metrics = list(metrics)
+    out = []
+    for r in rows:
+        d = dict(r)
+        for m in metrics:
+            for k in (m, f"{m}_min"):
+                if k in d:
+                    d[k] = float(d[k]) if d[k] not in ("", None) else None
+        out.append(d)
+    return json.dumps(out, indent=2)

@@ -1,0 +1,96 @@
+"""Batch scoring: bad pairs keep the batch going, resume, cache, atomic output."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import read
+from pqeval.batch import Pair, pairs_from_csv, pairs_from_dirs, run_batch
+from pqeval.errors import UsageError
+from pqeval.scoring import ScoreOptions
+from test_cli import run
+
+OPTS = ScoreOptions(metrics=("vggish", "pesq_wb", "stoi"))
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    d = tmp_path_factory.mktemp("batch")
+    x, sr = read("speech_cmu_goforward.wav")
+    (d / "clean").mkdir()
+    (d / "deg").mkdir()
+    sf.write(str(d / "clean" / "a.wav"), x, sr, subtype="FLOAT")
+    rng = np.random.default_rng(0)
+    for i, s in enumerate((0.01, 0.05)):
+        sf.write(str(d / "deg" / f"a__noise{i}.wav"), x + s * rng.standard_normal(len(x)), sr, subtype="FLOAT")
+    (d / "deg" / "a__corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    sf.write(str(d / "deg" / "a__silent.wav"), np.zeros(len(x)), sr, subtype="FLOAT")
+    return d
+
+
+def test_corrupt_and_silent_rows_carry_reasons(tree, use_models, tmp_path):
+    out = tmp_path / "res.csv"
+    res = run_batch(pairs_from_dirs(tree / "clean", tree / "deg"), out, OPTS)
+    rows = {r["degraded"].rsplit("/", 1)[1]: r for r in csv.DictReader(open(out))}
+    assert len(rows) == 4 and res.failed == 1 and res.scored == 3
+    bad = rows["a__corrupt.wav"]
+    assert "not a readable audio file" in bad["error"] and bad["vggish"] == "" and "a__corrupt.wav" in bad["error"]
+    silent = rows["a__silent.wav"]
+    assert silent["pesq_wb"] == "" and "all zero" in silent["pesq_wb_reason"] and silent["vggish"] != ""
+    good = rows["a__noise0.wav"]
+    assert float(good["pesq_wb"]) > float(rows["a__noise1.wav"]["pesq_wb"])  # less noise, higher PESQ
+    assert good["vggish_weights"] == "seeded:0"
+
+
+def test_resume_reuses_rows_and_rescoring_matches(tree, use_models, tmp_path):
+    out = tmp_path / "res.csv"
+    pairs = pairs_from_dirs(tree / "clean", tree / "deg")
+    first = run_batch(pairs, out, OPTS)
+    again = run_batch(pairs, out, OPTS)
+    assert again.scored == 0 and again.reused == 3 and again.failed == 1  # the bad pair is retried
+    assert [r["vggish"] for r in again.rows] == [r["vggish"] for r in first.rows]
+    other = run_batch(pairs, out, ScoreOptions(metrics=("vggish", "pesq_wb", "stoi"), vggish_output="embedding"))
+    assert other.reused == 0  # settings changed: recomputed
+
+
+def test_clean_embedding_is_computed_once(tree, use_models, tmp_path, monkeypatch):
+    from pqeval.vggish import VGGishEmbedder
+
+    calls = []
+    orig = VGGishEmbedder.embed
+    monkeypatch.setattr(VGGishEmbedder, "embed", lambda self, a, sr: calls.append(len(a)) or orig(self, a, sr))
+    pairs = [p for p in pairs_from_dirs(tree / "clean", tree / "deg") if "noise" in p.degraded.name]
+    run_batch(pairs, tmp_path / "r.csv", ScoreOptions(metrics=("vggish",)))
+    assert len(calls) == 3  # one clean + two degraded
+
+
+def test_pairs_csv_relative_paths_and_errors(tree, tmp_path):
+    p = tree / "pairs.csv"
+    p.write_text("clean,degraded,label\nclean/a.wav,deg/a__noise0.wav,x\n")
+    pairs = pairs_from_csv(p)
+    assert pairs[0].clean == tree / "clean" / "a.wav" and pairs[0].extra == {"label": "x"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(UsageError, match="'clean' and 'degraded'"):
+        pairs_from_csv(bad)
+    with pytest.raises(UsageError, match="not a directory"):
+        pairs_from_dirs(tmp_path / "nope", tree)
+
+
+def test_unwritable_output_is_usage_error(tree, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="cannot write here"):
+        run_batch([], tmp_path / "file" / "res.csv", OPTS)
+
+
+def test_batch_cli_exit_codes_and_json(tree, use_models, tmp_path):
+    out = tmp_path / "r.csv"
+    p = run("batch", tree / "clean", tree / "deg", "--out", out, "--metrics", "vggish,pesq_wb", "--json", models=use_models)
+    assert p.returncode == 3, p.stderr
+    rows = json.loads(p.stdout)
+    assert len(rows) == 4 and sum(bool(r["error"]) for r in rows) == 1
+    assert "failed: " in p.stderr and "a__corrupt.wav" in p.stderr
+    assert not list(tmp_path.glob(".*.tmp"))
