@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import read
+from pqeval.errors import AudioError
 from pqeval.resample import output_length, polyphase_filter, resample
 
 RATES_IN = [8000, 11025, 22050, 44100, 48000, 96000]
@@ -39,7 +40,7 @@ def test_multichannel_axis_and_length():
 def test_identity_and_errors():
     x = np.arange(10.0)
     assert resample(x, 16000, 16000) is not None and np.array_equal(resample(x, 16000, 16000), x)
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(AudioError, match="too few"):
         resample(np.ones(2), 48000, 16000)
     with pytest.raises(ValueError, match="positive"):
         resample(x, 0, 16000)

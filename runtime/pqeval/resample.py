@@ -24,6 +24,8 @@ from math import gcd
 import numpy as np
 from scipy.signal import resample_poly
 
+from .errors import AudioError
+
 NUM_ZEROS = 50
 TABLE_PER_ZERO = 2**13
 ROLLOFF = 0.9173473712608761
@@ -86,8 +88,8 @@ def output_length(n: int, sr_in: int, sr_out: int) -> int:
 def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1) -> np.ndarray:
     """Resample ``x`` (float, any shape) along ``axis`` from sr_in to sr_out Hz, as resampy's kaiser_best.
 
-    Returns float64 with ``int(n * sr_out / sr_in)`` samples along ``axis``. Raises ValueError if
-    the input is too short to give a single output sample.
+    Returns float64 with ``int(n * sr_out / sr_in)`` samples along ``axis``. Raises AudioError if
+    the input is too short to give a single output sample, ValueError for a non-positive rate.
     """
     sr_in, sr_out = int(sr_in), int(sr_out)
     x = np.asarray(x, dtype=np.float64)
@@ -97,7 +99,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1) -> np.ndarr
         return x
     n_out = output_length(x.shape[axis], sr_in, sr_out)
     if n_out < 1:
-        raise ValueError(
+        raise AudioError(
             f"{x.shape[axis]} samples are too few to resample from {sr_in} Hz to {sr_out} Hz"
         )
     up, down, taps = polyphase_filter(sr_in, sr_out)

@@ -82,7 +82,10 @@ def align(clean: Audio, degraded: Audio, policy: str = "trim") -> tuple[np.ndarr
     sr = clean.sr
     deg = degraded.samples
     if degraded.sr != sr:
-        deg = resample(deg, degraded.sr, sr)
+        try:
+            deg = resample(deg, degraded.sr, sr)
+        except AudioError as e:
+            raise AudioError(f"{degraded.path}: {e}") from None
         notes.append(f"degraded resampled from {degraded.sr} Hz to the clean rate {sr} Hz")
     ref = clean.samples
     if len(ref) != len(deg):
