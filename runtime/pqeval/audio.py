@@ -8,6 +8,7 @@ torchvggish's ``wavfile_to_examples``.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,31 @@ def check_samples(samples: np.ndarray, sr: int, name: str = "<array>") -> None:
         )
 
 
+def wav_truncation(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(declared, present) bytes of a RIFF/WAVE file's data chunk when the file ends early, else None.
+
+    libsndfile silently reads what is there, which would score half a recording as if whole.
+    A size of 0 or 0xFFFFFFFF (streamed writers) is not treated as a declaration.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(f.fileno()).st_size
+            while True:
+                hdr = f.read(8)
+                if len(hdr) < 8:
+                    return None
+                cid, n = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid == b"data":
+                    present = size - f.tell()
+                    return (n, present) if n not in (0, 0xFFFFFFFF) and n > present else None
+                f.seek(n + (n & 1), 1)
+    except OSError:
+        return None
+
+
 def load_audio(path: str | os.PathLike) -> Audio:
     """Read ``path`` and return it as mono float64 at its own sample rate.
 
@@ -70,6 +96,9 @@ def load_audio(path: str | os.PathLike) -> Audio:
         raise AudioError(f"{p}: not a readable audio file ({reason})") from None
     except OSError as e:
         raise AudioError(f"{p}: cannot read ({e.strerror or e})") from None
+    trunc = wav_truncation(p)
+    if trunc:
+        raise AudioError(f"{p}: truncated WAV file (header declares {trunc[0]} data bytes, {trunc[1]} present)")
     check_samples(data, int(sr), str(p))
     return Audio(to_mono(data), int(sr), data.shape[1], str(p))
 
