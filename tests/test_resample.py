@@ -1,13 +1,29 @@
-"""pqeval.resample against resampy's kaiser_best (the reference both torchvggish and openl3 use)."""
+"""pqeval.resample against resampy's kaiser_best (the reference both torchvggish and openl3 use).
+
+The installed resampy (0.2.2, pinned by the export extra for openl3) is compared live; both
+filter versions are also compared with golden outputs that scripts/make_resample_golden.py wrote
+with resampy 0.2.2 and 0.4.3.
+"""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import read
 from pqeval.errors import AudioError
-from pqeval.resample import output_length, polyphase_filter, resample
+from pqeval.resample import FILTERS, half_window, output_length, polyphase_filter, resample
 
+DATA = Path(__file__).parent / "data"
 RATES_IN = [8000, 11025, 22050, 44100, 48000, 96000]
+GOLDEN = {"kaiser_best_0.2": "resampy_0.2.2_kaiser_best.npz", "kaiser_best_0.3": "resampy_0.4.3_kaiser_best.npz"}
+
+
+def installed_filter() -> str:
+    import resampy
+
+    major, minor = (int(v) for v in resampy.__version__.split(".")[:2])
+    return "kaiser_best_0.2" if (major, minor) < (0, 3) else "kaiser_best_0.3"
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +35,43 @@ def signal():
 
 @pytest.mark.parametrize("sr_in", RATES_IN)
 @pytest.mark.parametrize("sr_out", [16000, 48000])
-def test_matches_resampy(signal, sr_in, sr_out):
+def test_matches_installed_resampy(signal, sr_in, sr_out):
     import resampy  # the export stack, which the test command installs
+
     x = signal  # treated as if recorded at sr_in: the filter does not care what the content is
+    if sr_in == sr_out:  # resampy 0.2 low-passes even here, but openl3 and torchvggish skip the call
+        assert np.array_equal(resample(x, sr_in, sr_out), x)
+        return
     want = resampy.resample(x, sr_in, sr_out, filter="kaiser_best")
-    got = resample(x, sr_in, sr_out)
+    got = resample(x, sr_in, sr_out, filter=installed_filter())
     assert got.shape == want.shape
-    # resampy's table is regenerated, not copied: agreement to ~1e-9 of full scale.
-    assert np.abs(got - want).max() <= 1e-8 * np.abs(want).max()
+    # resampy 0.2 accumulates its float time register, which drifts by ~1e-12 samples per output
+    # sample; over 3 s that moves high-frequency content by ~1e-7 of full scale. We keep exact
+    # phases (and reproduce only the integer flips the drift causes), so allow it here.
+    tol = 1e-6 if installed_filter() == "kaiser_best_0.2" else 1e-8
+    assert np.abs(got - want).max() <= tol * np.abs(want).max()
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_matches_golden_of_both_resampy_versions(name):
+    golden = np.load(DATA / GOLDEN[name])
+    other = next(n for n in GOLDEN if n != name)
+    for key in golden.files:
+        a, b = (int(v) for v in key.split("_"))
+        n = a // 10
+        t = np.arange(n) / a
+        x = 0.5 * np.sin(2 * np.pi * (100 + 0.4 * a * t) * t) + 0.1 * np.random.default_rng(a).standard_normal(n)
+        want = golden[key]
+        assert np.abs(resample(x, a, b, filter=name) - want).max() <= 1e-8 * np.abs(want).max(), key
+        if a % b:  # the two filters really differ, so the test can tell them apart
+            assert np.abs(resample(x, a, b, filter=other) - want).max() > 1e-4, key
+
+
+def test_tables_regenerate_their_design():
+    for name, f in FILTERS.items():
+        w = half_window(name)
+        assert len(w) == f.zeros * f.per_zero + 1 and w[0] == pytest.approx(f.rolloff)
+        assert abs(w[-1]) < 1e-6
 
 
 def test_multichannel_axis_and_length():
@@ -39,21 +84,26 @@ def test_multichannel_axis_and_length():
 
 def test_identity_and_errors():
     x = np.arange(10.0)
-    assert resample(x, 16000, 16000) is not None and np.array_equal(resample(x, 16000, 16000), x)
+    assert np.array_equal(resample(x, 16000, 16000), x)
     with pytest.raises(AudioError, match="too few"):
         resample(np.ones(2), 48000, 16000)
     with pytest.raises(ValueError, match="positive"):
         resample(x, 0, 16000)
+    with pytest.raises(ValueError, match="filter must be"):
+        resample(x, 8000, 16000, filter="sinc")
 
 
-def test_passband_and_stopband():
-    """A 1 kHz tone survives 48k->16k; a 10 kHz tone (above the new Nyquist) is removed."""
+@pytest.mark.parametrize("name", list(FILTERS))
+def test_passband_and_stopband(name):
+    """A 1 kHz tone survives 48k->16k; a 10 kHz tone (above the new Nyquist) is removed.
+
+    (resampy 0.2's filter: +0.03 dB at 1 kHz, -71 dB at 10 kHz; 0.3's: +0.002 dB, -96 dB.)"""
     t = np.arange(48000) / 48000
-    lo = resample(np.sin(2 * np.pi * 1000 * t), 48000, 16000)
-    hi = resample(np.sin(2 * np.pi * 10000 * t), 48000, 16000)
+    lo = resample(np.sin(2 * np.pi * 1000 * t), 48000, 16000, filter=name)
+    hi = resample(np.sin(2 * np.pi * 10000 * t), 48000, 16000, filter=name)
     mid = slice(1000, -1000)
-    assert abs(np.sqrt(2) * lo[mid].std() - 1) < 1e-3
-    assert hi[mid].std() < 1e-4  # > 80 dB down
+    assert abs(np.sqrt(2) * lo[mid].std() - 1) < 5e-3
+    assert hi[mid].std() < 1e-3  # > 60 dB down
 
 
 def test_filter_is_cached_and_rational():

@@ -1,24 +1,37 @@
-"""Band-limited sinc resampling that reproduces resampy's ``kaiser_best`` filter.
+"""Band-limited sinc resampling that reproduces resampy's ``kaiser_best`` filter (both versions).
 
-Reference: ``resampy.resample(x, sr_orig, sr_new, filter='kaiser_best')`` (B. McFee, resampy
-0.2.2 – 0.4.3), which implements J. O. Smith's bandlimited interpolation ("Digital Audio
-Resampling Home Page", ccrma.stanford.edu/~jos/resample/): a Kaiser-windowed sinc stored as a
-table of its right wing, read with linear interpolation. Both torchvggish and openl3 resample
-with it, so embedding parity depends on reproducing it (scipy's default ``resample_poly`` filter
-costs OpenL3 a cosine of 0.91).
+Reference: ``resampy.resample(x, sr_orig, sr_new, filter='kaiser_best')`` (B. McFee), which
+implements J. O. Smith's bandlimited interpolation ("Digital Audio Resampling Home Page",
+ccrma.stanford.edu/~jos/resample/): a Kaiser-windowed sinc stored as a table of its right wing,
+read with linear interpolation. torchvggish and openl3 both resample with it, and the resampler
+decides embedding parity (scipy's default ``resample_poly`` filter costs OpenL3 a cosine of 0.91).
 
-The table is regenerated here from its design parameters (resampy documents
-beta = 12.9846, roll-off = 0.917347, 50 zero crossings, 2**13 entries per crossing); the full-
-precision roll-off is the one resampy's filter file records, and beta is refined to the value
-that regenerates the table to 3e-11. The time-varying interpolation is then rewritten as a
-polyphase FIR filter (one set of taps per output phase, with resampy's own integer table
-stepping and linear interpolation between table entries) and run by
-``scipy.signal.resample_poly``, which is exact and several times faster than a per-sample loop.
+resampy changed the filter in 0.3, so there are two (``FILTERS``):
+
+- ``kaiser_best_0.2`` (resampy 0.2.x; openl3 0.4.2 requires resampy<0.3, so this is what an
+  environment with openl3 and torchvggish runs; our default): 64 zero crossings, 2**9 table
+  entries per crossing, beta 14.769656459379492, roll-off 0.9475937167399596 (published in
+  resampy 0.2's filters.py; the table regenerates to 2e-16).
+- ``kaiser_best_0.3`` (resampy >= 0.3): 50 zero crossings, 2**13 entries per crossing; resampy
+  documents beta = 12.9846 and roll-off = 0.917347; the full-precision roll-off is the one its
+  filter file records and beta is refined to the value that regenerates its table to 3e-11.
+
+The tables are regenerated from these parameters, not copied. The time-varying interpolation is
+rewritten as a polyphase FIR filter (one set of taps per output phase, with resampy's integer
+table stepping and linear interpolation between entries) and run by ``scipy.signal.resample_poly``:
+the same arithmetic up to summation order (~1e-9 of full scale), several times faster.
+
+One quirk is reproduced on top: resampy keeps the output time in a float (0.2 accumulates
+``time_register += 1/ratio``; 0.3 computes ``t / ratio``), so where the exact time is an integer
+it can land just below it, and resampy then reads the previous input sample at phase ~1 with its
+truncated table step, not the exact one at phase 0 (up to 1e-3 of full scale for 44.1 -> 16 kHz
+with 0.2). Those few outputs are recomputed the way resampy computes them.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from math import gcd
 
 import numpy as np
@@ -26,49 +39,62 @@ from scipy.signal import resample_poly
 
 from .errors import AudioError
 
-NUM_ZEROS = 50
-TABLE_PER_ZERO = 2**13
-ROLLOFF = 0.9173473712608761
-KAISER_BETA = 12.984585301434324
+
+@dataclass(frozen=True)
+class KaiserSinc:
+    """Design parameters of a resampy-style interpolation filter table."""
+
+    zeros: int
+    per_zero: int
+    beta: float
+    rolloff: float
 
 
-@functools.lru_cache(maxsize=1)
-def _half_window() -> tuple[np.ndarray, np.ndarray]:
-    """Right wing of the interpolation filter and its forward differences, shape (409601,)."""
-    n = TABLE_PER_ZERO * NUM_ZEROS
-    sinc = ROLLOFF * np.sinc(ROLLOFF * np.linspace(0, NUM_ZEROS, num=n + 1, endpoint=True))
-    win = sinc * np.kaiser(2 * n + 1, KAISER_BETA)[n:]
-    return win, np.diff(win, append=win[-1])
+FILTERS = {
+    "kaiser_best_0.2": KaiserSinc(zeros=64, per_zero=2**9, beta=14.769656459379492, rolloff=0.9475937167399596),
+    "kaiser_best_0.3": KaiserSinc(zeros=50, per_zero=2**13, beta=12.984585301434324, rolloff=0.9173473712608761),
+}
+DEFAULT_FILTER = "kaiser_best_0.2"
 
 
-def _wing(frac: np.ndarray, scale: float, win: np.ndarray, delta: np.ndarray):
-    """Taps of one wing for each phase; frac in [0, scale]. Returns (taps [phases, K], valid mask)."""
-    step = int(scale * TABLE_PER_ZERO)
-    index_frac = frac * TABLE_PER_ZERO
+@functools.lru_cache(maxsize=len(FILTERS))
+def half_window(name: str) -> np.ndarray:
+    """Right wing of the interpolation filter ``name``, shape (zeros * per_zero + 1,)."""
+    f = FILTERS[name]
+    n = f.per_zero * f.zeros
+    sinc = f.rolloff * np.sinc(f.rolloff * np.linspace(0, f.zeros, num=n + 1, endpoint=True))
+    return sinc * np.kaiser(2 * n + 1, f.beta)[n:]
+
+
+def _wing(frac: np.ndarray, scale: float, per_zero: int, win: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Taps [phases, K] of one wing, read as resampy's loop reads its table; frac in [0, scale]."""
+    step = int(scale * per_zero)
+    index_frac = frac * per_zero
     offset = index_frac.astype(np.int64)
     eta = index_frac - offset
     count = (len(win) - offset) // step
     k = np.arange(int(count.max()))
     valid = k[None, :] < count[:, None]
     idx = np.where(valid, offset[:, None] + k[None, :] * step, 0)
-    taps = np.where(valid, win[idx] + eta[:, None] * delta[idx], 0.0)
-    return taps
+    return np.where(valid, win[idx] + eta[:, None] * delta[idx], 0.0)
 
 
 @functools.lru_cache(maxsize=16)
-def polyphase_filter(sr_in: int, sr_out: int) -> tuple[int, int, np.ndarray]:
-    """(up, down, taps) such that ``resample_poly(x, up, down, window=taps)`` equals resampy."""
+def polyphase_filter(sr_in: int, sr_out: int, name: str = DEFAULT_FILTER) -> tuple[int, int, np.ndarray]:
+    """(up, down, taps) such that ``resample_poly(x, up, down, window=taps / up)`` equals resampy."""
     g = gcd(sr_in, sr_out)
     up, down = sr_out // g, sr_in // g
     ratio = float(sr_out) / sr_in
     scale = min(1.0, ratio)
-    win, delta = _half_window()
+    win = half_window(name)
     if ratio < 1:
-        win, delta = ratio * win, np.diff(ratio * win, append=ratio * win[-1])
+        win = ratio * win
+    delta = np.diff(win, append=win[-1])
+    per_zero = FILTERS[name].per_zero
     r = np.arange(up)
     frac = scale * (r / up)
-    left = _wing(frac, scale, win, delta)  # left[r, i] multiplies x[n - i]
-    right = _wing(scale - frac, scale, win, delta)  # right[r, k] multiplies x[n + 1 + k]
+    left = _wing(frac, scale, per_zero, win, delta)  # left[r, i] multiplies x[n - i]
+    right = _wing(scale - frac, scale, per_zero, win, delta)  # right[r, k] multiplies x[n + 1 + k]
     half = up * (max(left.shape[1], right.shape[1]) + 1)
     taps = np.zeros(2 * half + 1)
     # Input sample j reaches output t through taps[t*down + half - j*up]; with t*down = n*up + r
@@ -80,14 +106,57 @@ def polyphase_filter(sr_in: int, sr_out: int) -> tuple[int, int, np.ndarray]:
     return up, down, taps
 
 
-def output_length(n: int, sr_in: int, sr_out: int) -> int:
-    """Number of output samples resampy produces for n input samples."""
+def output_length(n: int, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> int:
+    """Number of output samples resampy produces for n input samples (its own float expression)."""
+    if filter == "kaiser_best_0.2":
+        return int(n * (float(sr_out) / sr_in))
     return int(n * float(sr_out) / float(sr_in))
 
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1) -> np.ndarray:
+def time_register(n_out: int, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> np.ndarray:
+    """Output times in input samples, as resampy's float arithmetic gives them, shape (n_out,)."""
+    inc = 1.0 / (float(sr_out) / sr_in)
+    if filter == "kaiser_best_0.2":  # time_register += time_increment, sequentially
+        t = np.zeros(n_out)
+        t[1:] = np.add.accumulate(np.full(n_out - 1, inc))
+        return t
+    return np.arange(n_out) * inc
+
+
+def _direct(x: np.ndarray, tr: np.ndarray, sr_in: int, sr_out: int, filter: str) -> np.ndarray:
+    """Outputs at input times ``tr`` (shape (F,)) exactly as resampy's loop computes them; x is [..., n].
+
+    Returns [..., F]. Used only for the few outputs whose float time register fell below an integer.
+    """
+    ratio = float(sr_out) / sr_in
+    scale = min(1.0, ratio)
+    per_zero = FILTERS[filter].per_zero
+    win = half_window(filter) * (ratio if ratio < 1 else 1.0)
+    delta = np.diff(win, append=win[-1])
+    step = int(scale * per_zero)
+    n = tr.astype(np.int64)
+    frac = scale * (tr - n)
+    out = np.zeros(x.shape[:-1] + (len(tr),))
+    for side in (0, 1):  # left wing reads x[n - i], right wing x[n + 1 + i]
+        index_frac = frac * per_zero
+        offset = index_frac.astype(np.int64)
+        eta = index_frac - offset
+        limit = n + 1 if side == 0 else x.shape[-1] - n - 1
+        count = np.maximum(0, np.minimum(limit, (len(win) - offset) // step))
+        i = np.arange(int(count.max()) if len(count) else 0)
+        valid = i[None, :] < count[:, None]
+        tab = np.where(valid, offset[:, None] + i[None, :] * step, 0)
+        w = np.where(valid, win[tab] + eta[:, None] * delta[tab], 0.0)
+        src = np.clip(n[:, None] - i[None, :] if side == 0 else n[:, None] + 1 + i[None, :], 0, x.shape[-1] - 1)
+        out = out + (x[..., src] * w).sum(axis=-1)
+        frac = scale - frac
+    return out
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1, filter: str = DEFAULT_FILTER) -> np.ndarray:
     """Resample ``x`` (float, any shape) along ``axis`` from sr_in to sr_out Hz, as resampy's kaiser_best.
 
+    filter: "kaiser_best_0.2" (resampy 0.2.x, default) or "kaiser_best_0.3" (resampy >= 0.3).
     Returns float64 with ``int(n * sr_out / sr_in)`` samples along ``axis``. Raises AudioError if
     the input is too short to give a single output sample, ValueError for a non-positive rate.
     """
@@ -95,14 +164,18 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1) -> np.ndarr
     x = np.asarray(x, dtype=np.float64)
     if sr_in <= 0 or sr_out <= 0:
         raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    if filter not in FILTERS:
+        raise ValueError(f"filter must be one of {', '.join(FILTERS)}, got {filter!r}")
     if sr_in == sr_out:
         return x
-    n_out = output_length(x.shape[axis], sr_in, sr_out)
+    n_out = output_length(x.shape[axis], sr_in, sr_out, filter)
     if n_out < 1:
-        raise AudioError(
-            f"{x.shape[axis]} samples are too few to resample from {sr_in} Hz to {sr_out} Hz"
-        )
-    up, down, taps = polyphase_filter(sr_in, sr_out)
+        raise AudioError(f"{x.shape[axis]} samples are too few to resample from {sr_in} Hz to {sr_out} Hz")
+    up, down, taps = polyphase_filter(sr_in, sr_out, filter)
     # resample_poly multiplies the taps by ``up`` (the gain of zero-insertion); undo it.
-    y = resample_poly(x, up, down, axis=axis, window=taps / up)
-    return np.take(y, np.arange(n_out), axis=axis)
+    y = np.moveaxis(resample_poly(x, up, down, axis=axis, window=taps / up), axis, -1)[..., :n_out]
+    tr = time_register(n_out, sr_in, sr_out, filter)
+    flipped = np.flatnonzero(tr.astype(np.int64) != (np.arange(n_out, dtype=np.int64) * down) // up)
+    if flipped.size:
+        y[..., flipped] = _direct(np.moveaxis(x, axis, -1), tr[flipped], sr_in, sr_out, filter)
+    return np.moveaxis(y, -1, axis)

@@ -2,7 +2,9 @@
 
 Reproduces torchvggish 0.2 ``vggish_input.waveform_to_examples`` (itself Google's
 ``vggish_input.py`` / ``mel_features.py`` from tensorflow/models research/audioset):
-resample to 16 kHz (resampy kaiser_best, see ``pqeval.resample``), 25 ms periodic-Hann frames
+resample to 16 kHz (resampy kaiser_best, see ``pqeval.resample``: the 0.2.x filter by default,
+what an environment with openl3 0.4.2 and torchvggish runs; ``resampler="kaiser_best_0.3"`` for
+torchvggish beside resampy >= 0.3), 25 ms periodic-Hann frames
 every 10 ms, |rfft| with 512 points, 64 HTK-mel bands from 125 to 7500 Hz (bin 0 zeroed),
 ``log(mel + 0.01)``, then non-overlapping 96-frame (0.96 s) examples. The same numpy operations
 in the same order make the float64 features bit-identical at 16 kHz.
@@ -19,7 +21,7 @@ import numpy as np
 
 from .embedding import Embedding
 from .errors import AudioError
-from .resample import resample
+from .resample import DEFAULT_FILTER, resample
 from .session import OnnxModel
 
 SAMPLE_RATE = 16000
@@ -46,7 +48,7 @@ FRONTEND_PARAMS = {
     "mel_max_hz": MEL_MAX_HZ,
     "log_offset": LOG_OFFSET,
     "example_seconds": EXAMPLE_SECONDS,
-    "resampler": "resampy kaiser_best",
+    "resampler": "resampy kaiser_best (0.2.x filter by default, see pqeval.resample)",
 }
 
 
@@ -66,7 +68,8 @@ def _frame(data: np.ndarray, length: int, hop: int) -> np.ndarray:
 class VGGishFrontend:
     """Waveform -> VGGish log-mel examples [N, 96, 64] float64; filterbank built once."""
 
-    def __init__(self) -> None:
+    def __init__(self, resampler: str = DEFAULT_FILTER) -> None:
+        self.resampler = resampler
         self.window_length = int(round(SAMPLE_RATE * STFT_WINDOW_SECONDS))  # 400
         self.hop_length = int(round(SAMPLE_RATE * STFT_HOP_SECONDS))  # 160
         self.fft_length = 2 ** int(np.ceil(np.log(self.window_length) / np.log(2.0)))  # 512
@@ -96,7 +99,9 @@ class VGGishFrontend:
 
     def examples(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """Mono float signal at ``sr`` Hz -> examples [N, 96, 64] float64 (N = 0 under 0.975 s)."""
-        x = resample(np.asarray(audio, dtype=np.float64), sr, SAMPLE_RATE) if sr != SAMPLE_RATE else np.asarray(audio, dtype=np.float64)
+        x = np.asarray(audio, dtype=np.float64)
+        if sr != SAMPLE_RATE:
+            x = resample(x, sr, SAMPLE_RATE, filter=self.resampler)
         if len(x) < self.min_samples:
             return np.zeros((0, self.example_frames, NUM_MEL_BINS))
         log_mel = self.log_mel(x)
@@ -132,13 +137,29 @@ class VGGishEmbedder:
     def embed(self, audio: np.ndarray, sr: int) -> Embedding:
         """Mono float64 signal -> Embedding with frames [N, 128] and times N × 0.96 s.
 
+        Streams: log-mel features are made for ``batch_size`` examples at a time (from the
+        16 kHz signal) and go straight through the model, so memory beyond the signal itself is
+        bounded by the batch however long the clip; the frames are bit-identical to
+        ``run_examples(frontend.examples(audio, sr))`` (same operations on the same samples).
         Raises AudioError for clips shorter than 0.975 s (VGGish yields no example).
         """
-        ex = self.frontend.examples(audio, sr)
-        if len(ex) == 0:
+        fe = self.frontend
+        x = np.asarray(audio, dtype=np.float64)
+        if sr != SAMPLE_RATE:
+            x = resample(x, sr, SAMPLE_RATE, filter=fe.resampler)
+        if len(x) < fe.min_samples:
             raise AudioError(
                 f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least 0.975 s"
             )
-        frames = self.run_examples(ex)
+        n_examples = (1 + (len(x) - fe.window_length) // fe.hop_length) // fe.example_frames
+        example_samples = fe.example_frames * fe.hop_length  # 15360 samples between examples
+        parts = []
+        for first in range(0, n_examples, self.batch_size):
+            count = min(self.batch_size, n_examples - first)
+            lo = first * example_samples
+            hi = lo + (count * fe.example_frames - 1) * fe.hop_length + fe.window_length
+            log_mel = fe.log_mel(x[lo:hi])  # exactly count × 96 frames
+            parts.append(self.run_examples(_frame(log_mel, fe.example_frames, fe.example_frames)))
+        frames = np.concatenate(parts)
         times = np.arange(len(frames)) * EXAMPLE_SECONDS
         return Embedding(frames, times, self.name, self.model.weights)
