@@ -1,0 +1,307 @@
+"""OpenL3 in numpy + ONNX Runtime: openl3 0.4.2's framing, kapre 0.3.7's spectrograms, the CNN in ORT.
+
+Reproduces ``openl3.get_audio_embedding(audio, sr, model=..., frontend='kapre', center=True,
+hop_size=h)`` (openl3 0.4.2, Cramer et al. 2019):
+
+* resample to 48 kHz with resampy 0.2.x's ``kaiser_best`` filter (openl3 0.4.2 pins
+  ``resampy<0.3``; that filter differs from resampy >= 0.3's, see ``pqeval.resample``);
+* ``_preprocess_audio_batch``: prepend 24000 zeros (``center=True``), pad the end with zeros so
+  that every sample falls in a window (to at least one whole window), cut 1 s windows (48000
+  samples) every ``int(hop_size * 48000)`` samples; window i is stamped ``i * hop_size`` seconds;
+  the windows go to the model as float32;
+* the kapre 0.3.7 layers openl3 builds in front of its CNN (``openl3.models.__fix_kapre_spec``):
+  ``tf.signal.stft`` with a periodic Hann window as long as the FFT, hop 242, no centring
+  (``linear``: n_fft 512, no end padding -> 197 frames; ``mel128``/``mel256``: n_fft 2048,
+  ``pad_end=True`` -> ceil(48000 / 242) = 199 frames), magnitude, for mel the
+  ``librosa.filters.mel(sr=48000, n_fft=2048, n_mels, fmin=0, fmax=24000, htk=False,
+  norm='slaney')`` filterbank in float32, then openl3's "kapre 0.1.4" decibel conversion
+  ``max(10 log10(max(S, 1e-10)) - max_window(...), -80)`` (the max is over the whole window),
+  transposed to the CNN's layout [batch, freq, time, 1].
+
+The ONNX file (``pqeval export openl3``) holds the CNN after that spectrogram: input
+``spectrogram`` [B, F, T, 1] float32 (dynamic B), output ``embedding`` [B, 512 or 6144].
+Compute is > 99 % in the CNN (~20 GFLOP per window for mel256), so features are made per batch
+of windows and memory stays bounded by ``batch_size`` however long the clip is.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from functools import lru_cache
+
+import numpy as np
+
+from .embedding import Embedding
+from .errors import AudioError, ModelError
+from .resample import resample
+
+SAMPLE_RATE = 48000  # Hz, the rate every OpenL3 model runs at
+WINDOW_SECONDS = 1.0  # one embedding per 1 s window
+FRAME_LENGTH = 48000  # samples per window (openl3's frame_len = TARGET_SR)
+DEFAULT_HOP = 0.1  # s, openl3's default hop_size
+HOP_LENGTH = 242  # STFT hop in samples (all input representations)
+DB_AMIN = 1e-10  # floor on the magnitude before log10
+DB_REF = 1.0
+DB_DYNAMIC_RANGE = 80.0  # dB below the window's maximum that are kept
+INPUT_REPRS = ("linear", "mel128", "mel256")
+CONTENT_TYPES = ("music", "env")
+EMBEDDING_SIZES = (512, 6144)
+INPUT_NAME = "spectrogram"
+OUTPUT_NAME = "embedding"
+
+_N_FFT = {"linear": 512, "mel128": 2048, "mel256": 2048}
+_N_MELS = {"linear": None, "mel128": 128, "mel256": 256}
+_PAD_END = {"linear": False, "mel128": True, "mel256": True}
+
+
+def n_stft_frames(input_repr: str) -> int:
+    """STFT frames per 1 s window: 197 for linear (no end padding), 199 for the mel inputs."""
+    n_fft = _N_FFT[input_repr]
+    if _PAD_END[input_repr]:
+        return -(-FRAME_LENGTH // HOP_LENGTH)  # tf.signal.frame(pad_end=True): ceil(n / hop)
+    return 1 + (FRAME_LENGTH - n_fft) // HOP_LENGTH
+
+
+def frontend_params(input_repr: str) -> dict:
+    """The spectrogram parameters of one input representation (recorded in the ONNX metadata)."""
+    if input_repr not in INPUT_REPRS:
+        raise ValueError(f"input_repr must be one of {INPUT_REPRS}, got {input_repr!r}")
+    n_fft, n_mels = _N_FFT[input_repr], _N_MELS[input_repr]
+    n_bins = n_mels if n_mels else n_fft // 2 + 1
+    p = {
+        "input_repr": input_repr,
+        "sample_rate": SAMPLE_RATE,
+        "window_seconds": WINDOW_SECONDS,
+        "center": True,
+        "resampler": "resampy 0.2 kaiser_best",
+        "n_fft": n_fft,
+        "win_length": n_fft,
+        "hop_length": HOP_LENGTH,
+        "window": "periodic hann",
+        "stft_center": False,
+        "pad_end": _PAD_END[input_repr],
+        "magnitude": "abs",
+        "n_mels": n_mels,
+        "mel_scale": "slaney" if n_mels else None,
+        "mel_norm": "slaney" if n_mels else None,
+        "fmin": 0.0 if n_mels else None,
+        "fmax": SAMPLE_RATE / 2.0 if n_mels else None,
+        "db": "10*log10(max(S, amin)) - max over window, floored at -dynamic_range (kapre 0.1.4)",
+        "db_amin": DB_AMIN,
+        "db_ref": DB_REF,
+        "db_dynamic_range": DB_DYNAMIC_RANGE,
+        "input_shape": [n_bins, n_stft_frames(input_repr), 1],
+        "input_layout": "batch, freq, time, channel",
+    }
+    return p
+
+
+# --- Slaney mel scale and filterbank, as librosa 0.10/0.11 (htk=False, norm='slaney') ---------
+
+_F_SP = 200.0 / 3  # Hz per mel below 1 kHz
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP  # 15
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(freqs: np.ndarray | float) -> np.ndarray:
+    """Slaney mel scale (librosa ``hz_to_mel(htk=False)``): linear below 1 kHz, log above."""
+    f = np.asanyarray(freqs, dtype=np.float64)
+    mels = f / _F_SP
+    return np.where(f >= _MIN_LOG_HZ, _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP, mels)
+
+
+def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel` (librosa ``mel_to_hz(htk=False)``)."""
+    m = np.asanyarray(mels, dtype=np.float64)
+    freqs = _F_SP * m
+    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(m, _MIN_LOG_MEL) - _MIN_LOG_MEL)), freqs)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """[n_mels, n_fft//2 + 1] float32, equal to ``librosa.filters.mel(sr=, n_fft=, n_mels=, fmin=, fmax=)``.
+
+    Same operations in the same order, including librosa's float32 weight array (rows are
+    rounded to float32 before the Slaney area normalisation), which kapre then uses as is.
+    """
+    fmax = float(sr) / 2 if fmax is None else fmax
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    weights = np.zeros((n_mels, n_fft // 2 + 1), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
+    weights *= enorm[:, np.newaxis]
+    weights.setflags(write=False)
+    return weights
+
+
+class OpenL3Frontend:
+    """1 s windows at 48 kHz [B, 48000] -> kapre-compatible dB spectrograms [B, F, T, 1] float32.
+
+    Built once per input representation (window and filterbank precomputed); F is 257 (linear),
+    128 or 256 (mel); T is 197 (linear) or 199 (mel).
+    """
+
+    def __init__(self, input_repr: str = "mel256") -> None:
+        if input_repr not in INPUT_REPRS:
+            raise ValueError(f"input_repr must be one of {INPUT_REPRS}, got {input_repr!r}")
+        self.input_repr = input_repr
+        self.n_fft = _N_FFT[input_repr]
+        self.n_mels = _N_MELS[input_repr]
+        self.pad_end = _PAD_END[input_repr]
+        self.n_frames = n_stft_frames(input_repr)
+        n = np.arange(self.n_fft)
+        self.window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / self.n_fft)  # periodic Hann (tf.signal.hann_window)
+        # [n_freq, n_mels] so that spec [.., n_freq] @ fb gives [.., n_mels], as kapre's tensordot.
+        self.filterbank = (
+            mel_filterbank(SAMPLE_RATE, self.n_fft, self.n_mels).T.astype(np.float64) if self.n_mels else None
+        )
+        self.n_bins = self.n_mels or self.n_fft // 2 + 1
+        self.params = frontend_params(input_repr)
+
+    def magnitude(self, windows: np.ndarray) -> np.ndarray:
+        """[B, 48000] -> |STFT| [B, T, n_fft//2 + 1] float64 (tf.signal.stft framing, no centring)."""
+        x = np.asarray(windows, dtype=np.float64)
+        if self.pad_end:  # tf.signal.frame(pad_end=True): zeros so that ceil(n / hop) frames fit
+            need = (self.n_frames - 1) * HOP_LENGTH + self.n_fft
+            x = np.pad(x, ((0, 0), (0, need - x.shape[1])))
+        b, n = x.shape
+        frames = np.lib.stride_tricks.as_strided(
+            x, shape=(b, self.n_frames, self.n_fft), strides=(x.strides[0], x.strides[1] * HOP_LENGTH, x.strides[1]),
+            writeable=False,
+        )
+        return np.abs(np.fft.rfft(frames * self.window, n=self.n_fft, axis=-1))
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """[B, 48000] waveform windows -> [B, F, T, 1] float32 dB spectrograms (0 dB max, >= -80 dB)."""
+        spec = self.magnitude(windows)  # [B, T, n_freq]
+        if self.filterbank is not None:
+            spec = spec @ self.filterbank  # [B, T, n_mels]
+        log_spec = 10.0 * np.log10(np.maximum(spec, DB_AMIN) / DB_REF)
+        log_spec -= log_spec.max(axis=(1, 2), keepdims=True)
+        np.maximum(log_spec, -DB_DYNAMIC_RANGE, out=log_spec)
+        return np.ascontiguousarray(log_spec.transpose(0, 2, 1)[..., None], dtype=np.float32)
+
+
+# --- resampy 0.2.x kaiser_best -----------------------------------------------------------------
+def resample_to_48k(x: np.ndarray, sr: int) -> np.ndarray:
+    """Mono signal at ``sr`` Hz -> 48 kHz float64, as resampy 0.2.x's ``kaiser_best`` (openl3 0.4.2
+    requires resampy<0.3; resampy 0.3's filter instead costs cosine ~0.998 at 44.1 kHz)."""
+    sr = int(sr)
+    if sr <= 0:
+        raise AudioError(f"sample rate must be positive, got {sr}")
+    return resample(x, sr, SAMPLE_RATE, filter="kaiser_best_0.2")
+
+
+# --- openl3 0.4.2 framing (_preprocess_audio_batch) ------------------------------------------
+
+def hop_samples(hop_size: float) -> int:
+    """Window hop in 48 kHz samples exactly as openl3 computes it: ``int(hop_size * 48000)``."""
+    return int(hop_size * SAMPLE_RATE)
+
+
+def num_windows(n_samples: int, hop_size: float = DEFAULT_HOP, center: bool = True) -> int:
+    """Number of 1 s windows openl3 cuts from ``n_samples`` samples at 48 kHz (at least 1)."""
+    hop_len = hop_samples(hop_size)
+    n = n_samples + (FRAME_LENGTH // 2 if center else 0)
+    if n < FRAME_LENGTH:
+        pad = FRAME_LENGTH - n
+    else:
+        pad = int(np.ceil((n - FRAME_LENGTH) / float(hop_len))) * hop_len - (n - FRAME_LENGTH)
+    n += max(pad, 0)
+    return 1 + int((n - FRAME_LENGTH) / float(hop_len))
+
+
+def window_times(n: int, hop_size: float = DEFAULT_HOP) -> np.ndarray:
+    """Timestamps (s) openl3 reports for n windows: ``arange(n) * hop_size``."""
+    return np.arange(n) * hop_size
+
+
+def cut_windows(x48: np.ndarray, first: int, count: int, hop_size: float, center: bool = True) -> np.ndarray:
+    """Windows ``first .. first+count-1`` of a 48 kHz signal, zero-padded as openl3: [count, 48000] float32.
+
+    Reads straight from the unpadded signal, so no padded copy of a long clip is ever made.
+    """
+    hop_len = hop_samples(hop_size)
+    offset = FRAME_LENGTH // 2 if center else 0
+    out = np.zeros((count, FRAME_LENGTH), dtype=np.float32)
+    for k in range(count):
+        start = (first + k) * hop_len - offset
+        lo, hi = max(start, 0), min(start + FRAME_LENGTH, len(x48))
+        if hi > lo:
+            out[k, lo - start : hi - start] = x48[lo:hi]
+    return out
+
+
+class OpenL3Embedder:
+    """OpenL3 embeddings of a clip, ``batch_size`` windows per ORT call.
+
+    ``hop`` (s) sets the window hop; each window costs a full CNN pass (~20 GFLOP for mel256),
+    so hop 0.1 is ten windows per second of audio and hop 0.5 two.
+    """
+
+    name = "openl3"
+
+    def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 16, center: bool = True) -> None:
+        if not hop > 0 or hop_samples(hop) < 1:
+            raise ValueError(f"hop must be a positive number of seconds (>= 1/48000), got {hop!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.model = model
+        self.hop = float(hop)
+        self.batch_size = int(batch_size)
+        self.center = bool(center)
+        self.frontend = OpenL3Frontend(self._input_repr(model))
+
+    @staticmethod
+    def _input_repr(model) -> str:
+        """The input representation the model file was exported for; ModelError if unusable."""
+        raw = model.metadata.get("pqeval.frontend")
+        try:
+            params = json.loads(raw)
+            input_repr = params["input_repr"]
+            expected = frontend_params(input_repr)
+        except (TypeError, ValueError, KeyError):
+            raise ModelError(f"{model.path}: no usable OpenL3 frontend description in its metadata") from None
+        if params != expected:
+            diff = sorted(k for k in set(params) | set(expected) if params.get(k) != expected.get(k))
+            raise ModelError(f"{model.path}: exported with frontend parameters this runtime does not compute ({', '.join(diff)})")
+        return input_repr
+
+    def run_windows(self, windows: np.ndarray) -> np.ndarray:
+        """[B, 48000] float32 windows -> [B, D] float32 embeddings (one ORT call)."""
+        return self.model.run({INPUT_NAME: self.frontend(windows)})[0]
+
+    def embed(self, audio: np.ndarray, sr: int) -> Embedding:
+        """Mono float signal at ``sr`` Hz -> Embedding with frames [N, D] float32, times N × hop (s).
+
+        Clips under 1 s (at 48 kHz) are zero-padded to one window, with a warning, as openl3 does.
+        """
+        x = np.asarray(audio, dtype=np.float64)
+        if x.ndim != 1:
+            raise AudioError(f"OpenL3 expects a mono 1-D signal, got shape {x.shape}")
+        if x.size == 0:
+            raise AudioError("OpenL3 got an empty signal")
+        x48 = resample_to_48k(x, sr)
+        if len(x48) < FRAME_LENGTH:
+            warnings.warn(
+                f"clip is {len(x48) / SAMPLE_RATE:.3f} s, shorter than OpenL3's 1 s window: "
+                "zero-padded to one window, as openl3 does",
+                UserWarning,
+                stacklevel=2,
+            )
+        n = num_windows(len(x48), self.hop, self.center)
+        parts = []
+        for first in range(0, n, self.batch_size):
+            count = min(self.batch_size, n - first)
+            parts.append(self.run_windows(cut_windows(x48, first, count, self.hop, self.center)))
+        frames = np.concatenate(parts).astype(np.float32, copy=False)
+        key = getattr(self.model, "key", self.name)
+        return Embedding(frames, window_times(n, self.hop), key, self.model.weights)
