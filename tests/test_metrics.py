@@ -64,3 +64,20 @@ def test_estoi_deterministic_and_global_rng_untouched(pair):
     a = stoi_score(ref, deg, sr, extended=True).value
     assert np.array_equal(np.random.get_state()[1], before)
     assert stoi_score(ref, deg, sr, extended=True).value == a
+
+
+def test_long_input_crash_is_contained(pair):
+    """pesq's C code segfaults on ~180 s of speech; pqeval runs long input in a child process."""
+    from pqeval.metrics import PESQ_MAX_SECONDS
+
+    ref, deg, sr = pair
+    n = 200 * sr
+    r = np.tile(ref, n // len(ref) + 1)[:n]
+    d = np.tile(deg, n // len(deg) + 1)[:n]
+    res = pesq_score(r, d, sr)
+    assert not res.ok and "PESQ crashed" in res.reason and "code -11" in res.reason
+    ok = pesq_score(r[: 30 * sr], d[: 30 * sr], sr)  # isolated too, and it scores
+    assert ok.ok and 1 < ok.value < 2
+    n = int((PESQ_MAX_SECONDS + 1) * sr)
+    res = pesq_score(np.resize(ref, n), np.resize(deg, n), sr)
+    assert not res.ok and "too long for PESQ" in res.reason

@@ -5,7 +5,11 @@ Every known failure of those packages becomes a NaN with a reason:
   bare ValueError on an all-zero or NaN degraded signal; it prints usage text on a bad rate (we
   only ever call it at 8 or 16 kHz);
 - pystoi raises on mismatched lengths and *returns* 1e-5 (with a RuntimeWarning) when fewer than
-  30 non-silent frames remain: that 1e-5 is not a score and is reported as NaN.
+  30 non-silent frames remain: that 1e-5 is not a score and is reported as NaN;
+- pesq's C code overflows a fixed table of utterances on long speech and kills the process with
+  a segmentation fault (measured: 150 s of read speech scores, 180 s crashes). Pairs longer than
+  ``PESQ_ISOLATE_SECONDS`` are therefore scored in a forked child process, and a crash there is
+  a NaN with its reason.
 PESQ's C code carries an ITU/OPTICOM licence restricting commercial use; the ``pesq`` package is
 optional and, without it, the PESQ columns are NaN with that reason.
 """
@@ -21,6 +25,8 @@ import numpy as np
 from .resample import resample
 
 PESQ_MIN_SECONDS = 0.25
+PESQ_ISOLATE_SECONDS = 20.0  # P.862 is specified for 8-20 s; longer input runs in a child process
+PESQ_MAX_SECONDS = 300.0  # beyond this pesq crashes on speech after minutes of work: not attempted
 STOI_TOO_SHORT = 1e-5  # what pystoi returns instead of a score
 ESTOI_SEED = 0  # pystoi's ESTOI uses numpy's global RNG on all-zero stretches
 
@@ -57,11 +63,18 @@ def pesq_score(ref: np.ndarray, deg: np.ndarray, sr: int, mode: str = "wb") -> M
     target = 8000 if (mode == "nb" and sr == 8000) else 16000
     if len(ref) / sr < PESQ_MIN_SECONDS:
         return failed(name, f"too short for PESQ: {len(ref) / sr:.3f} s < {PESQ_MIN_SECONDS} s")
+    if len(ref) / sr > PESQ_MAX_SECONDS:
+        return failed(name, f"too long for PESQ: {len(ref) / sr:.0f} s > {PESQ_MAX_SECONDS:.0f} s (the pesq package crashes on long speech); score shorter segments")
     if not np.any(deg):  # pesq would raise a bare ValueError
         return failed(name, "degraded signal is all zero")
     r, d = (resample(ref, sr, target), resample(deg, sr, target)) if sr != target else (ref, deg)
     try:
-        value = _pesq.pesq(target, r, d, mode, on_error=_pesq.PesqError.RAISE_EXCEPTION)
+        if len(r) / target > PESQ_ISOLATE_SECONDS:
+            value = _pesq_in_child(target, r, d, mode)
+        else:
+            value = _pesq.pesq(target, r, d, mode, on_error=_pesq.PesqError.RAISE_EXCEPTION)
+    except _PesqCrashed as e:
+        return failed(name, f"PESQ crashed on this {len(r) / target:.0f} s input ({e}); the pesq package fails on long speech: score shorter segments")
     except _pesq.NoUtterancesError:
         return failed(name, "PESQ detected no utterances in the clean reference (it needs speech)")
     except _pesq.BufferTooShortError:
@@ -69,6 +82,43 @@ def pesq_score(ref: np.ndarray, deg: np.ndarray, sr: int, mode: str = "wb") -> M
     except (_pesq.PesqError, ValueError, MemoryError) as e:
         return failed(name, f"PESQ failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     return MetricResult(name, float(value), details={"rate": target})
+
+
+class _PesqCrashed(Exception):
+    pass
+
+
+def _pesq_child(conn, fs: int, ref: np.ndarray, deg: np.ndarray, mode: str) -> None:
+    import pesq as _pesq
+
+    try:
+        conn.send(("ok", _pesq.pesq(fs, ref, deg, mode, on_error=_pesq.PesqError.RAISE_EXCEPTION)))
+    except BaseException as e:  # sent back and re-raised as the same type in the parent
+        conn.send(("error", e))
+    finally:
+        conn.close()
+
+
+def _pesq_in_child(fs: int, ref: np.ndarray, deg: np.ndarray, mode: str) -> float:
+    """pesq.pesq in a forked process, so that a crash of its C code cannot take the run down."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_pesq_child, args=(send, fs, ref, deg, mode), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        kind, payload = recv.recv()
+    except EOFError:
+        proc.join()
+        raise _PesqCrashed(f"its process ended with code {proc.exitcode}") from None
+    finally:
+        recv.close()
+    proc.join()
+    if kind == "error":
+        raise payload
+    return float(payload)
 
 
 def stoi_score(ref: np.ndarray, deg: np.ndarray, sr: int, extended: bool = False) -> MetricResult:
