@@ -40,11 +40,15 @@ def seeded_vggish_files(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, seeded_vggish_files):
-    """A models directory holding vggish.onnx exported from the seeded weights (via the real-file path)."""
+    """A models directory with vggish.onnx (seeded weights, through the real-file path) and the
+    default OpenL3 model (seeded weights), as `pqeval export ... --seeded 0` would write them."""
     from pqeval_export.vggish import export_vggish
+
+    from pqeval_export.openl3 import export_openl3
 
     d = tmp_path_factory.mktemp("models")
     export_vggish(weights=seeded_vggish_files[0], out_dir=d)
+    export_openl3("mel256", "music", 512, seeded=0, out_dir=d)  # the default OpenL3 model
     return d
 
 

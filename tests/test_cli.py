@@ -57,20 +57,27 @@ def files(tmp_path_factory):
 
 
 def test_score_two_real_recordings_table(use_models):
-    p = run("score", shared("pesq_speech.wav"), shared("pesq_speech_bab_0dB.wav"), "--model", "vggish", models=use_models)
+    p = run("score", shared("pesq_speech.wav"), shared("pesq_speech_bab_0dB.wav"), models=use_models)
     assert p.returncode == 0, p.stderr
-    for name in ("vggish", "pesq_wb", "stoi", "estoi"):
+    for name in ("vggish", "openl3", "pesq_wb", "stoi", "estoi"):
         assert name in p.stdout
+    assert "warning: openl3: weights: seeded" in p.stdout and "warning: vggish: weights: seeded" in p.stdout
     assert "1.0832" in p.stdout and "0.6739" in p.stdout and "0.3904" in p.stdout
     assert "seeded" in p.stdout and "not a perceptual measurement" in p.stdout
 
 
 def test_score_json_parses(use_models):
-    p = run("score", shared("pesq_speech.wav"), shared("pesq_speech_bab_0dB.wav"), "--model", "vggish", "--metrics", "pesq_wb,pesq_nb,stoi,estoi", "--json", models=use_models)
+    p = run("score", shared("pesq_speech.wav"), shared("pesq_speech_bab_0dB.wav"), "--model", "vggish,openl3", "--metrics", "pesq_wb,pesq_nb,stoi,estoi", "--json", "--hop", "0.25", models=use_models)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     m = out["metrics"]
-    assert set(m) == {"vggish", "pesq_wb", "pesq_nb", "stoi", "estoi"}
+    assert set(m) == {"vggish", "openl3", "pesq_wb", "pesq_nb", "stoi", "estoi"}
+    o = m["openl3"]
+    assert o["weights"] == "seeded:0" and o["perceptual"] is False
+    assert o["times"] == [round(0.25 * i, 6) for i in range(len(o["times"]))] 
+    from pqeval.openl3 import num_windows
+
+    assert len(o["frames"]) == num_windows(int(3.1 * 48000), 0.25)
     assert m["pesq_nb"]["value"] == pytest.approx(1.6072081327438354)
     v = m["vggish"]
     assert v["weights"] == "seeded:0" and v["perceptual"] is False and "not a perceptual" in v["note"]

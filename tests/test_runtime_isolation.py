@@ -26,5 +26,6 @@ print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
     scored = json.loads("\n".join(lines[:-1]))
-    assert scored["metrics"]["vggish"]["value"] is not None  # the model really ran
+    assert scored["metrics"]["vggish"]["value"] is not None  # both models really ran
+    assert scored["metrics"]["openl3"]["value"] is not None
     assert json.loads(lines[-1]) == []
