@@ -25,8 +25,11 @@ sets ``TF_USE_LEGACY_KERAS=1`` before TensorFlow is imported.
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # openl3 0.4.2 / kapre 0.3.7 need tf-keras (Keras 2)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CPU-only machines: no CUDA-probe noise
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)  # resampy 0.2.2
 
 import hashlib
 import json
