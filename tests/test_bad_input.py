@@ -142,7 +142,7 @@ def test_path_with_spaces_and_non_ascii(tmp_path, speech, use_models):
 
 
 def test_unwritable_output(tmp_path, speech, use_models):
-    c = _write(tmp_path / "c.wav", *speech)
+    _write(tmp_path / "c.wav", *speech)
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("clean,degraded\nc.wav,c.wav\n")
     # (CI runs as root, for whom permission bits do not block writes: a file standing where the

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from conftest import read
-from pqeval.batch import Pair, pairs_from_csv, pairs_from_dirs, run_batch
+from pqeval.batch import pairs_from_csv, pairs_from_dirs, run_batch
 from pqeval.errors import UsageError
 from pqeval.scoring import ScoreOptions
 from test_cli import run

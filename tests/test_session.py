@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import pytest
 
-import pqeval.session as session
 from pqeval.errors import ModelError
 from pqeval.session import OnnxModel, find_model
 

@@ -4,25 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from pqeval.atomic import atomic_write_bytes
 
 
 def write_onnx(model_proto, path: str | os.PathLike, metadata: dict[str, str]) -> str:
@@ -33,8 +17,6 @@ def write_onnx(model_proto, path: str | os.PathLike, metadata: dict[str, str]) -
     refuse a truncated or modified file.
     """
     import hashlib
-
-    import onnx
 
     del model_proto.metadata_props[:]
     for k, v in metadata.items():

@@ -93,7 +93,6 @@ def _torch_load(path: Path) -> dict:
 
 def load_weights(vggish_path: str | Path, pca_path: str | Path):
     """Build torchvggish's VGG from the two files; return (model in eval mode, pca dict, provenance)."""
-    import torch
     import torchvggish.torchvggish as tv
 
     digests = {Path(p).name: verify_file(p) for p in (vggish_path, pca_path)}

@@ -14,19 +14,19 @@ already scored.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .atomic import atomic_write_text
 from .audio import load_audio
 from .errors import PqevalError, UsageError
 from .scoring import EMBEDDING_METRICS, PairScore, Scorer, ScoreOptions
+from .session import sha256_file as file_sha256
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 
@@ -36,32 +36,6 @@ class Pair:
     clean: Path
     degraded: Path
     extra: dict = field(default_factory=dict)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text to a temp file beside ``path``, then rename; UsageError if the place is unwritable."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise UsageError(f"{path}: cannot write here ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def columns(metrics: Iterable[str], extra: Iterable[str] = ()) -> list[str]:

@@ -69,7 +69,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Iterable
@@ -80,6 +79,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import correlate, fftconvolve
 
+from .atomic import atomic_open
 from .audio import load_audio
 from .errors import AudioError, UsageError
 from .resample import resample
@@ -516,16 +516,8 @@ def degrade_file(
 
 def _write_atomic(target: Path, y: np.ndarray, sr: int, sf_format: str, subtype: str) -> None:
     """Write ``y`` to a temporary file next to ``target``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_open(target) as fh:
             sf.write(fh, y, sr, format=sf_format, subtype=subtype)
-        os.replace(tmp, target)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, (OSError, sf.LibsndfileError, RuntimeError)):
-            raise UsageError(f"{target}: cannot write ({err})") from None
-        raise
+    except (OSError, sf.LibsndfileError, RuntimeError) as err:
+        raise UsageError(f"{target}: cannot write ({err})") from None

@@ -18,18 +18,17 @@ they appear: they are not perceptual measurements.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import IO, Callable, Iterable, Sequence
 
 import numpy as np
 
+from .atomic import atomic_open
 from .embedding import weights_note
 from .errors import UsageError
 
@@ -369,33 +368,10 @@ def _correlation_table(rows: list[Correlation]) -> tuple[list[str], list[list[st
 # Atomic output
 
 
-def _atomic_write(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> Path:
-    """Write via a temporary file in the same directory, then os.replace; no temp file survives."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, _file_mode(path))  # mkstemp creates 0600; give the usual permissions
-        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="", encoding="utf-8")) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+def _atomic_write(path: Path, write: Callable[[IO], None], binary: bool = False) -> Path:
+    with atomic_open(path, "wb" if binary else "w") as fh:
+        write(fh)
     return path
-
-
-def _file_mode(path: Path) -> int:
-    """The existing file's mode, else 0666 minus the process umask."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        return 0o666 & ~mask
 
 
 def _write_csv(path: Path, header: list[str], body: list[list[str]]) -> Path:

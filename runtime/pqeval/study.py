@@ -25,7 +25,8 @@ import soundfile as sf
 
 from . import degrade as dg
 from .audio import load_audio
-from .batch import Pair, atomic_write_text, audio_files, file_sha256, run_batch
+from .atomic import atomic_open, atomic_write_text
+from .batch import Pair, audio_files, file_sha256, run_batch
 from .errors import PqevalError, UsageError
 from .resample import resample
 from .scoring import ScoreOptions
@@ -44,18 +45,8 @@ def content_of(stem: str) -> str:
 
 
 def _write_float_wav(path: Path, x: np.ndarray, sr: int) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, x, sr, format="WAV", subtype="FLOAT")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        sf.write(f, x, sr, format="WAV", subtype="FLOAT")
 
 
 @dataclass

@@ -1,0 +1,60 @@
+"""Atomic output: write to a temporary file beside the target, then rename it into place.
+
+A reader never sees a half-written file, and an interrupted write leaves the previous file (or
+nothing) behind, never a truncated one. Every file pqeval writes goes through here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import UsageError
+
+
+def _mode(path: Path) -> int:
+    """The existing file's permissions, else 0666 minus the umask (mkstemp would give 0600)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside ``path`` for writing; on success it replaces ``path``.
+
+    mode "wb" or "w" (text: UTF-8, no newline translation). Raises UsageError when the place
+    cannot be written; on any error the temp file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        os.chmod(tmp, _mode(path))
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
