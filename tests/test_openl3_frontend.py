@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import pqeval
-from pqeval.errors import AudioError, ModelError
+from pqeval.errors import AudioError, ModelError, UsageError
 from pqeval.openl3 import (
     FRAME_LENGTH,
     INPUT_NAME,
@@ -310,9 +310,9 @@ def test_bad_inputs_are_refused(stub_model):
         emb.embed(np.zeros(0), 16000)
     with pytest.raises(AudioError):
         emb.embed(np.zeros((16000, 2)), 16000)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         OpenL3Embedder(stub_model, hop=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         OpenL3Embedder(stub_model, batch_size=0)
 
 

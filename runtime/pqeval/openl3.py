@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from .embedding import Embedding
-from .errors import AudioError, ModelError
+from .errors import AudioError, ModelError, UsageError
 from .resample import resample
 
 SAMPLE_RATE = 48000  # Hz, the rate every OpenL3 model runs at
@@ -251,9 +251,9 @@ class OpenL3Embedder:
 
     def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 16, center: bool = True) -> None:
         if not hop > 0 or hop_samples(hop) < 1:
-            raise ValueError(f"hop must be a positive number of seconds (>= 1/48000), got {hop!r}")
+            raise UsageError(f"hop must be a positive number of seconds (>= 1/48000), got {hop!r}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+            raise UsageError(f"batch_size must be >= 1, got {batch_size!r}")
         self.model = model
         self.hop = float(hop)
         self.batch_size = int(batch_size)
