@@ -94,3 +94,38 @@ def test_batch_cli_exit_codes_and_json(tree, use_models, tmp_path):
     assert len(rows) == 4 and sum(bool(r["error"]) for r in rows) == 1
     assert "failed: " in p.stderr and "a__corrupt.wav" in p.stderr
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_twenty_pairs_five_bad(tree, use_models, tmp_path):
+    """A batch of 20 pairs with 5 bad ones writes 20 rows, 5 with reasons, and exits 3."""
+    lines = ["clean,degraded"]
+    for i in range(20):
+        if i % 4 == 3:
+            lines.append(f"{tree / 'clean' / 'a.wav'},{tmp_path / f'missing{i}.wav'}" if i < 12 else f"{tree / 'clean' / 'a.wav'},{tree / 'deg' / 'a__corrupt.wav'}")
+        else:
+            lines.append(f"{tree / 'clean' / 'a.wav'},{tree / 'deg' / ('a__noise0.wav' if i % 2 else 'a__noise1.wav')}")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "res.csv"
+    p = run("batch", pairs, "--out", out, "--metrics", "vggish,stoi", models=use_models)
+    assert p.returncode == 3
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 20
+    bad = [r for r in rows if r["error"]]
+    assert len(bad) == 5 and all(r["vggish"] == "" and r["error"] for r in bad)
+    assert sum("no such file" in r["error"] for r in bad) == 3 and sum("not a readable" in r["error"] for r in bad) == 2
+
+
+def test_interrupted_batch_resumes(tree, use_models, tmp_path):
+    pairs = [p for p in pairs_from_dirs(tree / "clean", tree / "deg") if "noise" in p.degraded.name] * 2
+    out = tmp_path / "res.csv"
+
+    def interrupt(done, total, label):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(pairs, out, OPTS, progress=interrupt)
+    assert len(list(csv.DictReader(open(out)))) == 2  # what was scored is on disk
+    res = run_batch(pairs, out, OPTS)
+    assert res.reused == 4 and res.scored == 0  # the duplicates reuse the same rows too

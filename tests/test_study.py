@@ -11,7 +11,8 @@ from pqeval.scoring import ScoreOptions
 from pqeval.study import content_of, run_study
 
 CLIPS = ["speech_cmu_goforward.wav", "speech_libri_5703_m.wav", "music_trumpet_sorohan_44k_stereo.flac"]
-METRICS = ("vggish", "pesq_wb", "stoi", "estoi")
+METRICS = ("vggish", "openl3", "pesq_wb", "stoi", "estoi")
+OPTIONS = ScoreOptions(metrics=METRICS, openl3_hop=1.0)  # a coarse OpenL3 hop keeps the test affordable
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def study(tmp_path_factory, models_dir):
         shutil.copy(shared(c), src / c)
     (src / "broken_speech.wav").write_bytes(b"RIFF....WAVEjunk")
     out = tmp_path_factory.mktemp("study out")
-    res = run_study(src, out, options=ScoreOptions(metrics=METRICS))
+    res = run_study(src, out, options=OPTIONS)
     yield src, out, res
     mp.undo()
 
@@ -44,6 +45,8 @@ def test_outputs(study):
     assert "seeded" in report and "not perceptual" in report
     pngs = sorted((out / "figures").glob("*.png"))
     assert any(p.name.startswith("scatter_vggish_vs_pesq") for p in pngs)
+    assert any(p.name.startswith("scatter_openl3_vs_stoi") for p in pngs)
+    assert all(r["openl3"] and r["openl3_weights"] == "seeded:0" for r in rows)
     assert any(p.name.startswith("heatmap_") for p in pngs) and any(p.name.startswith("bars_") for p in pngs)
     for p in pngs:
         assert f"figures/{p.name}" in report
@@ -66,7 +69,7 @@ def test_scores_fall_from_low_to_extreme_on_speech(study, kind, metric):
 
 def test_rerun_reuses_everything(study):
     src, out, res = study
-    again = run_study(src, out, options=ScoreOptions(metrics=METRICS), figures=False)
+    again = run_study(src, out, options=OPTIONS, figures=False)
     assert again.scored == 0 and again.reused == res.scored and again.pairs == res.pairs
 
 
