@@ -89,7 +89,11 @@ class _PesqCrashed(Exception):
 
 
 def _pesq_child(conn, fs: int, ref: np.ndarray, deg: np.ndarray, mode: str) -> None:
+    import faulthandler
+
     import pesq as _pesq
+
+    faulthandler.disable()  # an expected crash here is reported by the parent, not dumped on stderr
 
     try:
         conn.send(("ok", _pesq.pesq(fs, ref, deg, mode, on_error=_pesq.PesqError.RAISE_EXCEPTION)))
