@@ -49,7 +49,13 @@ def find_model(key: str) -> Path:
         p = d / f"{key}.onnx"
         if p.is_file():
             return p
-    hint = "pqeval export vggish --weights DIR" if key == "vggish" else f"pqeval export {key.split('-')[0]} --weights FILE"
+    parts = key.split("-")
+    if key == "vggish":
+        hint = "pqeval export vggish --weights DIR"
+    elif parts[0] == "openl3" and len(parts) == 4:
+        hint = f"pqeval export openl3 --input-repr {parts[1]} --content-type {parts[2]} --embedding-size {parts[3]} --weights FILE"
+    else:
+        hint = f"pqeval export {parts[0]} --weights FILE"
     raise ModelError(
         f"model '{key}' is not installed (looked for {key}.onnx in "
         f"{', '.join(str(d) for d in search_dirs())}); get it with `{hint}` "
