@@ -348,3 +348,15 @@ def test_runtime_imports_no_ml_framework(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "-", f"runtime imported: {proc.stdout.strip()}"
+
+
+def test_batched_resampling_equals_whole_clip(stub_model):
+    """embed() resamples only what each batch of windows reads; the windows are the same."""
+    from pqeval.openl3 import cut_windows, num_windows, resample_to_48k
+
+    x = np.random.default_rng(5).standard_normal(int(3.3 * 44100))
+    emb = OpenL3Embedder(stub_model, hop=0.25, batch_size=3)
+    got = emb.embed(x, 44100).frames
+    x48 = resample_to_48k(x, 44100)
+    want = emb.run_windows(cut_windows(x48, 0, num_windows(len(x48), 0.25), 0.25))
+    assert np.array_equal(got, want)

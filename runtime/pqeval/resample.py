@@ -113,14 +113,46 @@ def output_length(n: int, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER)
     return int(n * float(sr_out) / float(sr_in))
 
 
-def time_register(n_out: int, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> np.ndarray:
-    """Output times in input samples, as resampy's float arithmetic gives them, shape (n_out,)."""
+_ACCUMULATE_BLOCK = 1 << 20
+_FLIP_BLOCK = 1 << 15
+
+
+def time_register(start: int, stop: int, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> np.ndarray:
+    """Times of outputs [start, stop) in input samples, as resampy's float arithmetic gives them.
+
+    resampy 0.2 accumulates ``time_register += 1/ratio`` sequentially, so its value at ``start``
+    is found by accumulating from 0 in blocks (O(start) time, bounded memory).
+    """
     inc = 1.0 / (float(sr_out) / sr_in)
-    if filter == "kaiser_best_0.2":  # time_register += time_increment, sequentially
-        t = np.zeros(n_out)
-        t[1:] = np.add.accumulate(np.full(n_out - 1, inc))
-        return t
-    return np.arange(n_out) * inc
+    if filter != "kaiser_best_0.2":
+        return np.arange(start, stop) * inc
+    value, t = 0.0, 0
+    while t < start:  # skip ahead, carrying the running sum exactly
+        m = min(_ACCUMULATE_BLOCK, start - t)
+        value = float(np.add.accumulate(np.concatenate(([value], np.full(m, inc))))[-1])
+        t += m
+    return np.add.accumulate(np.concatenate(([value], np.full(stop - start - 1, inc))))[: stop - start]
+
+
+def _needs_flip_fix(sr_in: int, sr_out: int, filter: str) -> bool:
+    """Flips matter only when resampy's table step ``int(scale * per_zero)`` is not exact (downsampling)."""
+    scale = min(1.0, float(sr_out) / sr_in)
+    return scale * FILTERS[filter].per_zero != int(scale * FILTERS[filter].per_zero)
+
+
+def _fix_flips(y: np.ndarray, x: np.ndarray, start: int, sr_in: int, sr_out: int, filter: str) -> None:
+    """Recompute, in place, outputs y[..., k] (global index start + k) whose float time fell below an integer."""
+    if not _needs_flip_fix(sr_in, sr_out, filter):
+        return
+    g = gcd(sr_in, sr_out)
+    up, down = sr_out // g, sr_in // g
+    stop = start + y.shape[-1]
+    tr = time_register(start, stop, sr_in, sr_out, filter)
+    exact = (np.arange(start, stop, dtype=np.int64) * down) // up
+    flipped = np.flatnonzero(tr.astype(np.int64) != exact)
+    for b in range(0, flipped.size, _FLIP_BLOCK):
+        idx = flipped[b : b + _FLIP_BLOCK]
+        y[..., idx] = _direct(x, tr[idx], sr_in, sr_out, filter)
 
 
 def _direct(x: np.ndarray, tr: np.ndarray, sr_in: int, sr_out: int, filter: str) -> np.ndarray:
@@ -174,8 +206,31 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1, filter: str
     up, down, taps = polyphase_filter(sr_in, sr_out, filter)
     # resample_poly multiplies the taps by ``up`` (the gain of zero-insertion); undo it.
     y = np.moveaxis(resample_poly(x, up, down, axis=axis, window=taps / up), axis, -1)[..., :n_out]
-    tr = time_register(n_out, sr_in, sr_out, filter)
-    flipped = np.flatnonzero(tr.astype(np.int64) != (np.arange(n_out, dtype=np.int64) * down) // up)
-    if flipped.size:
-        y[..., flipped] = _direct(np.moveaxis(x, axis, -1), tr[flipped], sr_in, sr_out, filter)
+    _fix_flips(y, np.moveaxis(x, axis, -1), 0, sr_in, sr_out, filter)
     return np.moveaxis(y, -1, axis)
+
+
+def resample_range(x: np.ndarray, sr_in: int, sr_out: int, start: int, stop: int, filter: str = DEFAULT_FILTER) -> np.ndarray:
+    """Outputs [start, stop) of ``resample(x, sr_in, sr_out)`` for a 1-D ``x``, from a slice of it.
+
+    Memory is bounded by the range asked for, not by the length of ``x``: long clips are
+    resampled block by block with this. The values equal ``resample``'s (the same taps meet the
+    same samples). ``stop`` is clipped to the output length.
+    """
+    sr_in, sr_out = int(sr_in), int(sr_out)
+    x = np.asarray(x, dtype=np.float64)
+    stop = min(stop, output_length(len(x), sr_in, sr_out, filter))
+    if start >= stop:
+        return np.zeros(0)
+    if sr_in == sr_out:
+        return x[start:stop].copy()
+    up, down, taps = polyphase_filter(sr_in, sr_out, filter)
+    margin = len(taps) // (2 * up) + 2  # input samples that reach an output, each side
+    lo = max(0, (start * down) // up - margin)
+    lo -= lo % down  # slice on an input sample that starts an output phase: output lo*up/down
+    hi = min(len(x), -(-(stop * down) // up) + margin)
+    y = resample_poly(x[lo:hi], up, down, window=taps / up)
+    first = lo // down * up
+    y = y[start - first : stop - first].copy()
+    _fix_flips(y, x, start, sr_in, sr_out, filter)
+    return y
