@@ -55,3 +55,22 @@ def test_session_is_lazy_and_explicit(models_dir):
     assert s.get_providers() == ["CPUExecutionProvider"] and m.session is s
     out = m.run({"examples": np.zeros((2, 1, 96, 64), np.float32)}, ["postprocessed"])[0]
     assert out.shape == (2, 128)
+
+
+def test_external_data_is_checked(models_dir, tmp_path):
+    """The compact `ext` variant keeps weights in a .data file; a modified one is refused too."""
+    from pqeval_export.compact import export_compact
+
+    for n in ("vggish.onnx", "vggish.onnx.json"):
+        shutil.copy(models_dir / n, tmp_path / n)
+    path, _ = export_compact(tmp_path / "vggish.onnx", "ext")
+    m = OnnxModel(path)
+    out = m.run({"examples": np.zeros((1, 1, 96, 64), np.float32)}, ["postprocessed"])[0]
+    ref = OnnxModel(tmp_path / "vggish.onnx").run({"examples": np.zeros((1, 1, 96, 64), np.float32)}, ["postprocessed"])[0]
+    assert np.array_equal(out, ref)
+    data = path.with_name(path.name + ".data")
+    with open(data, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ModelError, match="external weights missing or not matching"):
+        OnnxModel(path).session

@@ -87,7 +87,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 def settings_key(options: ScoreOptions) -> str:
     """What changes the numbers, as one string (the resume key together with the file hashes)."""
     o = options
-    return f"metrics={','.join(o.metrics)};length={o.length};vggish={o.vggish_output};openl3={o.openl3_model}@{o.openl3_hop}"
+    return f"metrics={','.join(o.metrics)};length={o.length};vggish={o.vggish_model}:{o.vggish_output};openl3={o.openl3_model}@{o.openl3_hop}"
 
 
 def pairs_from_csv(path: str | os.PathLike) -> list[Pair]:

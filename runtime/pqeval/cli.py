@@ -99,6 +99,7 @@ def score(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 window hop in seconds. Cost grows as 1/hop: each 1 s window is ~20 GFLOP (~0.3 s on 2 cores), so 10 s of audio costs ~20 windows at 0.5 (default) and ~100 at 0.1 (openl3's own default, used by the study)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model", help="Which exported OpenL3 variant to use."),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output", help="postprocessed (torchvggish 8-bit PCA output, default), embedding (before PCA) or embedding_raw (before the final ReLU, as Google's TF VGGish)."),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-ext / vggish-int8fc (`pqeval export vggish --compact`)."),
     length: str = typer.Option("trim", "--length", help="When lengths differ: trim both to the shorter (reported) or error."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (per-frame scores and timestamps included) instead of a table."),
@@ -115,7 +116,7 @@ def score(
     from .audio import load_audio
     from .scoring import Scorer
 
-    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads)
+    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model)
     explicit = set(m.strip() for m in model.split(",")) if model else set()
     c, d = load_audio(clean), load_audio(degraded)
     result = Scorer(opts).score(c, d)
@@ -174,12 +175,12 @@ def degrade(
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
-def _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads):
+def _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model="vggish"):
     from .scoring import ScoreOptions
 
     if hop <= 0:
         raise UsageError(f"--hop must be positive, got {hop}")
-    return ScoreOptions(metrics=_parse_metrics(metrics, model), length=length, vggish_output=vggish_output,
+    return ScoreOptions(metrics=_parse_metrics(metrics, model), length=length, vggish_output=vggish_output, vggish_model=vggish_model,
                         openl3_model=openl3_model, openl3_hop=hop, threads=threads)
 
 
@@ -221,6 +222,7 @@ def batch(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (cost ∝ 1/hop, see `pqeval score --help`)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-ext / vggish-int8fc (`pqeval export vggish --compact`)."),
     length: str = typer.Option("trim", "--length", help="trim or error when lengths differ."),
     threads: Optional[int] = typer.Option(None, "--threads"),
     as_json: bool = typer.Option(False, "--json", help="Also print the rows as JSON on stdout."),
@@ -237,7 +239,7 @@ def batch(
     """
     from .batch import pairs_from_csv, pairs_from_dirs, rows_json, run_batch
 
-    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads)
+    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model)
     if len(sources) == 1:
         pairs = pairs_from_csv(sources[0])
     elif len(sources) == 2:
@@ -268,6 +270,7 @@ def study(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (the study's openl3 default is 0.1; 5x the cost)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-ext / vggish-int8fc (`pqeval export vggish --compact`)."),
     threads: Optional[int] = typer.Option(None, "--threads"),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write tables and the report without figures."),
 ) -> None:
@@ -282,7 +285,7 @@ def study(
     from . import degrade as dg
     from .study import run_study
 
-    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, "trim", threads)
+    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, "trim", threads, vggish_model)
     kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else _split(kind))
     levels = "all" if level == "all" else _split(level)
     try:
@@ -327,8 +330,10 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         except ModelError as e:
             meta, weights, status = {}, "unknown", str(e)
         verify = json.loads(meta.get("pqeval.verify", "{}") or "{}")
+        ext_size = (m.sidecar.get("external_data") or {}).get("size", 0) if status == "ok" else 0
         rows.append({
-            "key": m.key, "path": str(m.path), "size_mb": round(m.path.stat().st_size / 1e6, 1),
+            "key": m.key, "path": str(m.path),
+            "size_mb": round((m.path.stat().st_size + ext_size) / 1e6, 1),
             "weights": weights, "perceptual": not is_seeded(weights),
             "note": weights_note(weights), "variant": meta.get("pqeval.variant", ""),
             "verify": verify, "status": status,
@@ -378,6 +383,8 @@ def export_vggish_cmd(
     download: bool = typer.Option(False, "--download", help="Download the upstream files (pinned URLs, hash-checked) into the user cache first."),
     seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write vggish.onnx (default: the checkout's models/ or the user cache)."),
+    compact: Optional[str] = typer.Option(None, "--compact", help="Also write a compact variant beside it: ext (same numbers, weights in a .data file, loads faster), int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 (fp16 storage)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Folder of real recordings to measure the compact variant's accuracy on."),
 ) -> None:
     """Export torchvggish to ONNX and verify it against torch.
 
@@ -394,6 +401,8 @@ def export_vggish_cmd(
     path, check = mod.export_vggish(weights=weights, seeded=seeded, download_to=dl, out_dir=out_dir or _default_out_dir())
     _report_export(path)
     print("verified against torchvggish: " + json.dumps(check))
+    if compact:
+        _export_compact(path, compact, audio)
 
 
 @export_app.command("openl3")
@@ -404,6 +413,8 @@ def export_openl3_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", help="The openl3 .h5 weights file (default: the one inside an installed openl3 package)."),
     seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write the .onnx (default: the checkout's models/ or the user cache)."),
+    compact: Optional[str] = typer.Option(None, "--compact", help="Also write a compact variant: int8qdq (static int8, calibrated on --audio; opt-in, measure its accuracy first)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Folder of real recordings to calibrate int8qdq and measure its accuracy on."),
 ) -> None:
     """Export an OpenL3 audio model (TensorFlow/Keras + kapre) to ONNX via tf2onnx and verify it.
 
@@ -419,6 +430,15 @@ def export_openl3_cmd(
         weights=str(weights) if weights else None, seeded=seeded, out_dir=out_dir or _default_out_dir(),
     )
     _report_export(path)
+    if compact:
+        _export_compact(path, compact, audio)
+
+
+def _export_compact(path: Path, kind: str, audio: Optional[Path]) -> None:
+    mod = _need_export("pqeval_export.compact")
+    cpath, acc = mod.export_compact(path, kind, audio)
+    _report_export(cpath)
+    print("accuracy vs fp32: " + (json.dumps(acc) if acc else "not measured (pass --audio DIR)"))
 
 
 def _report_export(path: Path) -> None:
@@ -429,6 +449,48 @@ def _report_export(path: Path) -> None:
     print(f"wrote {path} (weights {m.weights})")
     if weights_note(m.weights):
         print(f"note: {weights_note(m.weights)}")
+
+
+@app.command("bench")
+def bench_cmd(
+    model: str = typer.Option("vggish,openl3", "--model", "-m", help="vggish, openl3 or both (comma-separated)."),
+    seconds: float = typer.Option(10.0, "--seconds", help="Length of the test signal in seconds."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS)."),
+    reps: int = typer.Option(5, "--reps", help="Timed runs after one warm-up (median reported)."),
+    hop: float = typer.Option(0.5, "--hop", help="OpenL3 window hop in seconds."),
+    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Time this recording instead of a synthetic 16 kHz signal."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Measure the runtime's latency and memory here (numpy + ONNX Runtime only; no torch/TensorFlow).
+
+    For the side-by-side comparison with the original frameworks run `python bench/run.py` in a checkout.
+
+    Examples:
+
+        pqeval bench
+        pqeval bench --model vggish --seconds 60 --threads 1 --json
+    """
+    from .bench import run_bench
+
+    models = _split(model)
+    bad = [m for m in models if m not in ("vggish", "openl3")]
+    if bad:
+        raise UsageError(f"unknown model(s) {', '.join(bad)}; choose vggish or openl3")
+    rows = run_bench(models, seconds, threads, reps, hop, openl3_model, audio)
+    if as_json:
+        print(json.dumps({"results": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    tab = Table(title=f"pqeval bench: {rows[0]['audio_s']} s of audio, {rows[0]['threads']} threads, {reps} runs")
+    for col in ("model", "load s", "median s", "min–max s", "per 10 s audio", "ms per example/window", "GFLOP/s", "peak RSS MB (process)"):
+        tab.add_column(col)
+    for r in rows:
+        tab.add_row(r["model"], f"{r['load_s']:.2f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}–{r['max_s']:.3f}",
+                    f"{r['per_10s_audio_s']:.3f}", f"{r['per_unit_ms']:.1f}", str(r["gflops_end_to_end"] or "–"), f"{r['peak_rss_mb']:.0f}")
+    Console().print(tab)
 
 
 def main() -> None:

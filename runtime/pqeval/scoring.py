@@ -35,6 +35,7 @@ class ScoreOptions:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     length: str = "trim"
     vggish_output: str = "postprocessed"
+    vggish_model: str = "vggish"
     openl3_model: str = OPENL3_DEFAULT_KEY
     openl3_hop: float = 0.5
     threads: int | None = None
@@ -122,7 +123,7 @@ class Scorer:
             if name == "vggish":
                 from .vggish import VGGishEmbedder
 
-                self._embedders[name] = VGGishEmbedder(open_model("vggish", o.threads), output=o.vggish_output)
+                self._embedders[name] = VGGishEmbedder(open_model(o.vggish_model, o.threads), output=o.vggish_output)
             else:
                 from .openl3 import OpenL3Embedder
 
@@ -131,7 +132,7 @@ class Scorer:
 
     def settings_key(self, name: str) -> str:
         o = self.options
-        return f"vggish:{o.vggish_output}" if name == "vggish" else f"{o.openl3_model}:hop={o.openl3_hop}"
+        return f"{o.vggish_model}:{o.vggish_output}" if name == "vggish" else f"{o.openl3_model}:hop={o.openl3_hop}"
 
     def _embed(self, name: str, x: np.ndarray, sr: int, ident: str | None) -> Embedding:
         emb = self.embedder(name)

@@ -107,6 +107,11 @@ class OnnxModel:
             raise ModelError(
                 f"{self.path}: file does not match its recorded sha256 (truncated or modified); re-export it"
             )
+        ext = self.sidecar.get("external_data")  # weights stored beside the graph (compact "ext")
+        if ext:
+            data = self.path.with_name(ext["file"])
+            if not data.is_file() or data.stat().st_size != ext.get("size") or sha256_file(data) != ext.get("sha256"):
+                raise ModelError(f"{data}: external weights missing or not matching their recorded sha256; re-export")
 
     @property
     def session(self):

@@ -21,7 +21,7 @@ import numpy as np
 
 from .embedding import Embedding
 from .errors import AudioError
-from .resample import DEFAULT_FILTER, resample
+from .resample import DEFAULT_FILTER, output_length, resample, resample_range
 from .session import OnnxModel
 
 SAMPLE_RATE = 16000
@@ -137,28 +137,28 @@ class VGGishEmbedder:
     def embed(self, audio: np.ndarray, sr: int) -> Embedding:
         """Mono float64 signal -> Embedding with frames [N, 128] and times N × 0.96 s.
 
-        Streams: log-mel features are made for ``batch_size`` examples at a time (from the
-        16 kHz signal) and go straight through the model, so memory beyond the signal itself is
+        Streams: the 16 kHz signal and its log-mel features are made for ``batch_size`` examples
+        at a time (``resample_range``) and go straight through the model, so memory beyond the signal itself is
         bounded by the batch however long the clip; the frames are bit-identical to
         ``run_examples(frontend.examples(audio, sr))`` (same operations on the same samples).
         Raises AudioError for clips shorter than 0.975 s (VGGish yields no example).
         """
         fe = self.frontend
         x = np.asarray(audio, dtype=np.float64)
-        if sr != SAMPLE_RATE:
-            x = resample(x, sr, SAMPLE_RATE, filter=fe.resampler)
-        if len(x) < fe.min_samples:
+        n16 = len(x) if sr == SAMPLE_RATE else output_length(len(x), sr, SAMPLE_RATE, fe.resampler)
+        if n16 < fe.min_samples:
             raise AudioError(
                 f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least 0.975 s"
             )
-        n_examples = (1 + (len(x) - fe.window_length) // fe.hop_length) // fe.example_frames
+        n_examples = (1 + (n16 - fe.window_length) // fe.hop_length) // fe.example_frames
         example_samples = fe.example_frames * fe.hop_length  # 15360 samples between examples
         parts = []
         for first in range(0, n_examples, self.batch_size):
             count = min(self.batch_size, n_examples - first)
             lo = first * example_samples
             hi = lo + (count * fe.example_frames - 1) * fe.hop_length + fe.window_length
-            log_mel = fe.log_mel(x[lo:hi])  # exactly count × 96 frames
+            block = x[lo:hi] if sr == SAMPLE_RATE else resample_range(x, sr, SAMPLE_RATE, lo, hi, fe.resampler)
+            log_mel = fe.log_mel(block)  # exactly count × 96 frames
             parts.append(self.run_examples(_frame(log_mel, fe.example_frames, fe.example_frames)))
         frames = np.concatenate(parts)
         times = np.arange(len(frames)) * EXAMPLE_SECONDS

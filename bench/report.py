@@ -1,0 +1,293 @@
+"""results.json -> results.md (Markdown tables, ratios first) and results.png (the plot)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+TARGET_WARM_SPEEDUP = 1.5
+TARGET_COLD_SPEEDUP = 10.0
+TARGET_RSS_RATIO = 1 / 3
+TARGET_GEMM_SHARE = 0.90
+TARGET_PRE_SHARE = 0.05
+TARGET_MEM_GROWTH = 1.2
+ORIGINAL = {"vggish": "torchvggish", "openl3": "openl3-tf"}
+MODEL_FILE = {"vggish": "vggish", "openl3": "openl3-mel256-music-512"}
+SEEDED_NOTE = "seeded weights: agreement with the fp32 model on the same random weights, not the real model's accuracy"
+
+
+def _f(v, fmt: str = ".3g") -> str:
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+
+
+def derived(res: dict) -> dict:
+    """Per-pipeline numbers the tables and plot use (ratios against the original of the same model)."""
+    pl = res["pipelines"]
+    gemm = res["gemm"][str(res["config"]["threads"])]["gflops"]
+    out = {}
+    for name, r in pl.items():
+        kind = r["kind"]
+        orig = pl.get(ORIGINAL[kind])
+        per10 = r["warm_median_s"] * 10.0 / r["seconds"]
+        gflop = res["flops"][MODEL_FILE[kind]]["gflop_per_unit"]
+        stem = MODEL_FILE[kind] + (f"-{r['variant']}" if r["variant"] else "")
+        d = {
+            "kind": kind, "family": r["family"], "per10_s": per10,
+            "per10_min": min(r["warm_s"]) * 10 / r["seconds"], "per10_max": max(r["warm_s"]) * 10 / r["seconds"],
+            "n": len(r["warm_s"]), "per_unit_ms": 1e3 * r["warm_median_s"] / max(r["units"], 1), "units": r["units"],
+            "cold_s": r["cold"]["total_s"], "cold_overhead_s": r["cold"]["total_s"] - r["cold"]["first_embed_s"],
+            "import_s": r["cold"]["import_s"], "load_s": r["cold"]["load_s"], "rss_mb": r["peak_rss_mb"],
+            "cold_rss_mb": r["cold"]["peak_rss_mb"],
+            "inference_gflops": gflop * r["inference_units"] / r["inference_s"] if r["inference_s"] > 0 else None,
+            "size_mb": res["files"].get(stem + ".onnx") if r["family"] == "ours" else None,
+            "accuracy": (res["prepare"]["compact"].get(stem + ".onnx") or {}).get("accuracy"),
+        }
+        d["gemm_share"] = d["inference_gflops"] / gemm if d["inference_gflops"] else None
+        if orig is not None and name != ORIGINAL[kind]:
+            o = out.get(ORIGINAL[kind]) or derived_one(orig)
+            d["warm_ratio"] = r["warm_median_s"] / orig["warm_median_s"]
+            d["cold_ratio"] = d["cold_s"] / orig["cold"]["total_s"]
+            d["cold_overhead_ratio"] = d["cold_overhead_s"] / (orig["cold"]["total_s"] - orig["cold"]["first_embed_s"])
+            d["rss_ratio"] = d["rss_mb"] / orig["peak_rss_mb"]
+            del o
+        out[name] = d
+    return out
+
+
+def derived_one(r: dict) -> dict:
+    return {"warm_median_s": r["warm_median_s"]}
+
+
+def _acc(a: dict | None, kind: str) -> str:
+    if not a:
+        return "exact (reference)" if a is None else "–"
+    s = f"cos min {a['cosine_min']:.6f} / mean {a['cosine_mean']:.6f}"
+    if kind == "vggish":
+        s += f"; 8-bit changed {100 * a['postprocessed_changed_share']:.1f} % (max {a['postprocessed_max_step']} steps)"
+    return s + f" [{a['frames']} frames, seeded]"
+
+
+def headline(res: dict, d: dict) -> list[str]:
+    cfg = res["config"]
+    lines = [
+        f"Clip: {cfg['seconds']:g} s of real recordings at 16 kHz (../shared/audio, joined); OpenL3 hop {cfg['hop']} s "
+        f"(pqeval's default; per-window cost does not depend on the hop); {cfg['threads']} threads everywhere; "
+        f"warm = median of {cfg['reps']} runs after a warm-up [min–max]; cold = fresh process: interpreter + imports + "
+        "model load + first embedding of the clip read from disk (page cache warm); peak RSS = VmHWM of that process "
+        "(cold + warm runs). Ratios are ours / original, measured in the same run.",
+        "",
+        "| model | pipeline | warm s per 10 s audio | ms per example/window | warm ours/orig | cold start s (overhead without first embedding) | cold ours/orig (overhead) | peak RSS MB | RSS ours/orig | model MB | accuracy vs fp32 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, x in d.items():
+        acc = "reference" if x["family"] == "original" else ("exact (fp32 reference)" if name in ("pqeval-vggish", "pqeval-openl3") else _acc(x["accuracy"], x["kind"]))
+        warm = f"{x['per10_s']:.3f} [{x['per10_min']:.3f}–{x['per10_max']:.3f}]"
+        wr = f"**{x['warm_ratio']:.2f}** ({1 / x['warm_ratio']:.1f}× faster)" if "warm_ratio" in x else "1"
+        cr = f"**{x['cold_ratio']:.2f}** ({x['cold_overhead_ratio']:.3f})" if "cold_ratio" in x else "1"
+        rr = f"**{x['rss_ratio']:.2f}**" if "rss_ratio" in x else "1"
+        lines.append(f"| {x['kind']} | {name} | {warm} | {x['per_unit_ms']:.1f} | {wr} | {x['cold_s']:.2f} ({x['cold_overhead_s']:.2f}) | {cr} | "
+                     f"{x['rss_mb']:.0f} | {rr} | {_f(x['size_mb'], '.1f')} | {acc} |")
+    lines += ["", f"Accuracy of compact variants: {SEEDED_NOTE}; measured on real recordings from ../shared/audio "
+              "(VGGish: cosine of the 128-d embedding per 0.96 s example and share of changed 8-bit postprocessed values; "
+              "OpenL3 int8qdq: cosine per 1 s window, hop 0.5 s, on recordings held out of its calibration)."]
+    return lines
+
+
+def targets(res: dict, d: dict) -> list[str]:
+    gemm = res["gemm"][str(res["config"]["threads"])]["gflops"]
+    lines = ["| target | vggish | openl3 | notes |", "|---|---|---|---|"]
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    row = {}
+    for kind in ("vggish", "openl3"):
+        x = d[f"pqeval-{kind}"]
+        st = res["pipelines"][f"pqeval-{kind}"]["stages"]
+        sc = {s["seconds"]: s for s in res["scale"] if s["pipeline"] == f"pqeval-{kind}"}
+        secs = sorted(sc)
+        lo, hi = (60.0, 600.0) if 60.0 in sc and 600.0 in sc else (secs[0], secs[-1])
+        growth = sc[hi]["peak_rss_mb"] / sc[lo]["peak_rss_mb"]
+        pre = {r: (v["resample"] + v["frontend"]) / sum(v.values()) for r, v in st.items()}
+        row[kind] = {
+            "warm": (1 / x["warm_ratio"], 1 / x["warm_ratio"] >= TARGET_WARM_SPEEDUP),
+            "cold": (1 / x["cold_ratio"], 1 / x["cold_ratio"] >= TARGET_COLD_SPEEDUP),
+            "rss": (x["rss_ratio"], x["rss_ratio"] <= TARGET_RSS_RATIO),
+            "gemm": (x["gemm_share"], x["gemm_share"] >= TARGET_GEMM_SHARE),
+            "pre16": (pre["16000"], pre["16000"] <= TARGET_PRE_SHARE),
+            "pre44": (pre.get("44100", float("nan")), pre.get("44100", float("nan")) <= TARGET_PRE_SHARE),
+            "mem": (growth, growth <= TARGET_MEM_GROWTH, lo, hi),
+        }
+    v, o = row["vggish"], row["openl3"]
+    lines += [
+        f"| warm ≥ {TARGET_WARM_SPEEDUP}× faster | {v['warm'][0]:.2f}× {mark(v['warm'][1])} | {o['warm'][0]:.2f}× {mark(o['warm'][1])} | same clip, same threads |",
+        f"| cold start ≥ {TARGET_COLD_SPEEDUP:g}× faster | {v['cold'][0]:.1f}× {mark(v['cold'][1])} | {o['cold'][0]:.1f}× {mark(o['cold'][1])} | includes the first embedding; for OpenL3 that is compute-bound (see overhead column above) |",
+        f"| peak RSS ≤ 1/3 of original | {v['rss'][0]:.2f} {mark(v['rss'][1])} | {o['rss'][0]:.2f} {mark(o['rss'][1])} | VGGish: the 289 MB fp32 model file is most of ours |",
+        f"| inference ≥ {TARGET_GEMM_SHARE:.0%} of GEMM peak ({gemm:.0f} GFLOP/s) | {v['gemm'][0]:.0%} {mark(v['gemm'][1])} | {o['gemm'][0]:.0%} {mark(o['gemm'][1])} | analytic conv/gemm FLOPs ÷ ORT run time vs numpy float32 {res['gemm'][str(res['config']['threads'])]['n']}³ matmul |",
+        f"| resample + frontend ≤ {TARGET_PRE_SHARE:.0%} (16 kHz input) | {v['pre16'][0]:.1%} {mark(v['pre16'][1])} | {o['pre16'][0]:.1%} {mark(o['pre16'][1])} | VGGish needs no resampling at 16 kHz |",
+        f"| resample + frontend ≤ {TARGET_PRE_SHARE:.0%} (44.1 kHz input) | {v['pre44'][0]:.1%} {mark(v['pre44'][1])} | {o['pre44'][0]:.1%} {mark(o['pre44'][1])} | resampy-exact kaiser_best resampling |",
+        f"| peak RSS {v['mem'][3]:g} s ≤ {TARGET_MEM_GROWTH}× {v['mem'][2]:g} s | {v['mem'][0]:.2f}× {mark(v['mem'][1])} | {o['mem'][0]:.2f}× {mark(o['mem'][1])} | input held in memory counts (73 MB per 10 min at 16 kHz); OpenL3: the resampler, see the attribution table |",
+    ]
+    return lines
+
+
+def stages_table(res: dict, d: dict) -> list[str]:
+    gemm = res["gemm"]
+    lines = ["| pipeline | input rate | resample | frontend | inference | inference GFLOP/s | share of GEMM peak |", "|---|---|---|---|---|---|---|"]
+    t = str(res["config"]["threads"])
+    for name in ("pqeval-vggish", "pqeval-openl3"):
+        r = res["pipelines"][name]
+        g = res["flops"][MODEL_FILE[r["kind"]]]["gflop_per_unit"] * r["units"]
+        for rate, s in r["stages"].items():
+            tot = sum(s.values())
+            gf = g / s["inference"]
+            lines.append(f"| {name} | {int(rate) / 1000:g} kHz | {s['resample'] / tot:.1%} | {s['frontend'] / tot:.1%} | "
+                         f"{s['inference'] / tot:.1%} | {gf:.1f} | {gf / gemm[t]['gflops']:.0%} |")
+    for name in ("torchvggish", "openl3-tf"):
+        x = d[name]
+        lines.append(f"| {name} (inference only) | 16 kHz | – | – | – | {x['inference_gflops']:.1f} | {x['gemm_share']:.0%} |")
+    lines += ["", "FLOPs per unit, counted from the ONNX graphs (2 × conv/gemm MACs, batch 1; `python bench/flops.py MODEL.onnx`): "
+              + ", ".join(f"{k} {v['gflop_per_unit']:.3f} GFLOP" for k, v in res["flops"].items())
+              + ". numpy float32 GEMM peak: " + ", ".join(f"{v['gflops']:.1f} GFLOP/s at {k} thread(s)" for k, v in gemm.items()) + "."]
+    return lines
+
+
+def scale_table(res: dict) -> list[str]:
+    lines = ["| pipeline | audio s | examples/windows | time s | ms per unit | peak RSS MB | of which input MB |", "|---|---|---|---|---|---|---|"]
+    for s in res["scale"]:
+        lines.append(f"| {s['pipeline']}{' (hop %g s)' % s['hop'] if s['hop'] else ''} | {s['seconds']:g} | {s['units']} | {s['median_s']:.2f} | "
+                     f"{1e3 * s['median_s'] / max(s['units'], 1):.1f} | {s['peak_rss_mb']:.0f} | {s['input_mb']:.1f} |")
+    probes = [s for s in res["scale"] if "x48_mb" in s]
+    if probes:
+        lines += ["", "OpenL3 memory attribution (same processes): peak RSS after loading the model and the input, "
+                  "after resampling the whole clip to 48 kHz alone, and after the embedding:", "",
+                  "| audio s | after load + input MB | after resample_to_48k MB (x48 size) | after embed MB |", "|---|---|---|---|"]
+        lines += [f"| {s['seconds']:g} | {s['peak_after_input_mb']:.0f} | {s['peak_after_resample_only_mb']:.0f} ({s['x48_mb']:.0f}) | {s['peak_rss_mb']:.0f} |" for s in probes]
+    return lines
+
+
+def threads_table(res: dict) -> list[str]:
+    if not res["threads"]:
+        return ["(not measured in --quick mode)"]
+    lines = ["| pipeline | threads | warm s per 10 s audio | speed-up vs 1 thread |", "|---|---|---|---|"]
+    base = {}
+    for key, r in sorted(res["threads"].items(), key=lambda kv: (kv[1]["pipeline"], kv[1]["threads"])):
+        per10 = r["warm_median_s"] * 10 / r["seconds"]
+        base.setdefault(r["pipeline"], per10)
+        lines.append(f"| {r['pipeline']} | {r['threads']} | {per10:.3f} | {base[r['pipeline']] / per10:.2f}× |")
+    return lines
+
+
+def compact_table(res: dict, d: dict) -> list[str]:
+    lines = ["| variant | file MB | session load s (verify sha256 + create) | warm ours/orig | peak RSS MB | accuracy vs fp32 (seeded weights) | export method |", "|---|---|---|---|---|---|---|"]
+    for name, x in d.items():
+        if x["family"] != "ours":
+            continue
+        r = res["pipelines"][name]
+        ld = r["cold"]["load_detail"]
+        stem = MODEL_FILE[x["kind"]] + (f"-{r['variant']}" if r["variant"] else "")
+        info = res["prepare"]["compact"].get(stem + ".onnx", {})
+        lines.append(f"| {name} | {x['size_mb']:.1f} | {r['cold']['load_s']:.2f} ({ld.get('verify_sha256_s', 0):.2f} + {ld.get('session_s', 0):.2f}) | "
+                     f"{x['warm_ratio']:.2f} | {x['rss_mb']:.0f} | {_acc(x['accuracy'], x['kind']) if info else 'fp32 reference'} | {info.get('method', 'fp32 export')} |")
+    return lines
+
+
+def cli_table(res: dict) -> list[str]:
+    lines = ["| command | wall s | peak RSS MB |", "|---|---|---|"]
+    for c in res["score_cli"]:
+        lines.append(f"| `{c['command']}` | {c['wall_s']:.2f} | {c['peak_rss_mb']:.0f} |")
+    return lines
+
+
+def write_report(res: dict, out: Path) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = derived(res)
+    res["derived"] = d
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    m = res["machine"]
+    md = [
+        "# pqeval benchmark: original frameworks vs pqeval runtime",
+        "",
+        f"Command: `{res['command']}` ({res['elapsed_s'] / 60:.1f} min). Machine: {m['cpu']}, {m['cores']} cores, "
+        f"{m['memory_gib']} GiB, AVX2 {m['avx2']}, AVX-512 {m['avx512f']}, VNNI {m['vnni']}; load average at start "
+        f"{', '.join(f'{v:.2f}' for v in m['load_avg_at_start'])}, at end "
+        f"{', '.join(f'{v:.2f}' for v in m.get('load_avg_at_end', []))} (another job shared the 2 cores when above ~0.2). Versions: "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        "",
+        "All models use **seeded weights** (`seeded:0`, the same weights in the original and in ours): latency and memory "
+        "do not depend on weight values; no number here is a perceptual result.",
+        "",
+        "## Headline: ours vs original, side by side", "",
+        *headline(res, d), "",
+        "## Targets", "", *targets(res, d), "",
+        "## Compact variants", "", *compact_table(res, d), "",
+        "## Where the time goes (ours) and achieved GFLOP/s", "", *stages_table(res, d), "",
+        "## `pqeval score` from the command line (fresh process, 2 clips)", "", *cli_table(res), "",
+        "## Scaling with audio length (ours, 16 kHz input)", "", *scale_table(res), "",
+        "## Threads", "", *threads_table(res), "",
+        "![plot](results.png)", "",
+    ]
+    (out / "results.md").write_text("\n".join(md))
+    plot(res, d, out / "results.png")
+
+
+def plot(res: dict, d: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
+
+    fig, ax = plt.subplots(2, 2, figsize=(13, 9))
+    names = list(d)
+    colors = ["tab:red" if d[n]["family"] == "original" else "tab:blue" for n in names]
+    y = np.arange(len(names))
+    a = ax[0, 0]
+    a.barh(y, [d[n]["per10_s"] for n in names], color=colors,
+           xerr=np.array([[d[n]["per10_s"] - d[n]["per10_min"] for n in names], [d[n]["per10_max"] - d[n]["per10_s"] for n in names]]))
+    a.set_yticks(y, names)
+    a.set_xscale("log")
+    a.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    a.set_xlabel(f"warm latency per 10 s of audio (s, log; OpenL3 hop {res['config']['hop']} s)")
+    a.invert_yaxis()
+    a.set_title("warm latency (red: original, blue: pqeval)")
+    a = ax[0, 1]
+    a.barh(y - 0.2, [d[n]["cold_s"] for n in names], height=0.4, color=colors, label="cold start s")
+    a2 = a.twiny()
+    a2.barh(y + 0.2, [d[n]["rss_mb"] for n in names], height=0.4, color="tab:gray", alpha=0.6, label="peak RSS MB")
+    a.set_yticks(y, names)
+    a.invert_yaxis()
+    a.set_xlabel("cold start (s): import + load + first embedding")
+    a2.set_xlabel("peak RSS (MB, grey)")
+    a = ax[1, 0]
+    for p, mk in (("pqeval-vggish", "o-"), ("pqeval-openl3", "s-")):
+        s = [x for x in res["scale"] if x["pipeline"] == p]
+        secs = np.array([x["seconds"] for x in s])
+        t = np.array([x["median_s"] for x in s])
+        lab = p + (f" (hop {s[0]['hop']:g} s)" if s and s[0]["hop"] else "")
+        a.loglog(secs, t, mk, label=lab)
+        if len(secs):
+            a.loglog(secs, t[-1] * secs / secs[-1], ":", color="gray")
+    a.set_xlabel("audio length (s)")
+    a.set_ylabel("time (s); dotted: linear through the longest")
+    a.legend()
+    a.set_title("cost vs audio length")
+    a = ax[1, 1]
+    for p, mk in (("pqeval-vggish", "o-"), ("pqeval-openl3", "s-")):
+        s = [x for x in res["scale"] if x["pipeline"] == p]
+        a.semilogx([x["seconds"] for x in s], [x["peak_rss_mb"] for x in s], mk, label=p + " peak RSS")
+        a.semilogx([x["seconds"] for x in s], [x["peak_after_input_mb"] for x in s], mk.replace("-", ":"), alpha=0.5,
+                   label=p + " after load + input")
+    a.set_xlabel("audio length (s)")
+    a.set_yscale("log")
+    a.set_ylabel("MB (log)")
+    a.legend(fontsize=8)
+    a.set_title("memory vs audio length")
+    fig.suptitle(f"pqeval bench ({res['machine']['cpu']}, {res['config']['threads']} threads; seeded weights)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

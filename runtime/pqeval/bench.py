@@ -1,0 +1,75 @@
+"""``pqeval bench``: the runtime's own latency and memory on this machine (no original frameworks).
+
+The side-by-side comparison with torchvggish and openl3/TensorFlow lives in ``bench/run.py`` of
+a checkout; this is what a user can run anywhere pqeval is installed.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+
+# Analytic inference cost per example / window, counted from the ONNX graphs by bench/flops.py.
+GFLOP_PER_UNIT = {"vggish": 1.728, "openl3-mel256-music-512": 20.405, "openl3-mel256-env-512": 20.405}
+
+
+def synthetic_signal(seconds: float, sr: int = 16000) -> np.ndarray:
+    """A deterministic vibrato tone plus noise, (seconds * sr,) float64."""
+    t = np.arange(int(seconds * sr)) / sr
+    return 0.3 * np.sin(2 * np.pi * (220 + 40 * np.sin(t)) * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t))
+
+
+def run_bench(
+    models: tuple[str, ...], seconds: float = 10.0, threads: int | None = None, reps: int = 5,
+    hop: float = 0.5, openl3_model: str = "openl3-mel256-music-512", audio: Path | None = None,
+) -> list[dict]:
+    """Load each model, embed the signal once to warm up, then time ``reps`` runs; one dict per model."""
+    from .session import open_model
+
+    if seconds <= 0 or reps < 1 or hop <= 0:
+        raise UsageError("--seconds and --hop must be positive and --reps >= 1")
+    if audio is not None:
+        from .audio import load_audio
+
+        a = load_audio(audio)
+        x, sr = a.samples, a.sr
+    else:
+        sr = 16000
+        x = synthetic_signal(seconds, sr)
+    rows = []
+    for name in models:
+        key = "vggish" if name == "vggish" else openl3_model
+        m = open_model(key, threads)
+        t0 = time.perf_counter()
+        m.session  # noqa: B018 - integrity check + session creation is the load cost
+        load_s = time.perf_counter() - t0
+        if name == "vggish":
+            from .vggish import VGGishEmbedder
+
+            emb = VGGishEmbedder(m)
+        else:
+            from .openl3 import OpenL3Embedder
+
+            emb = OpenL3Embedder(m, hop=hop)
+        units = len(emb.embed(x, sr).frames)  # warm-up
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            emb.embed(x, sr)
+            times.append(time.perf_counter() - t0)
+        med = float(np.median(times))
+        gflop = GFLOP_PER_UNIT.get(key)
+        rows.append({
+            "model": key, "weights": m.weights, "threads": m.threads, "audio_s": round(len(x) / sr, 3),
+            "hop_s": hop if name == "openl3" else None, "units": units, "load_s": round(load_s, 4),
+            "median_s": round(med, 4), "min_s": round(min(times), 4), "max_s": round(max(times), 4), "reps": reps,
+            "per_10s_audio_s": round(med * 10 * sr / len(x), 4), "per_unit_ms": round(1e3 * med / max(units, 1), 2),
+            "gflops_end_to_end": round(gflop * units / med, 1) if gflop else None,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        })
+    return rows
