@@ -133,8 +133,7 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
     res["threads"] = {f"{p}@{t}": run_worker("pipeline", {**common, "pipeline": p, "reps": max(1, cfg.reps - 2)}, t, log)
                       for t in cfg.thread_counts for p in ("pqeval-vggish", "pqeval-openl3")}
     log("scaling with audio length")
-    res["scale"] = [run_worker("scale", {**common, "pipeline": p, "seconds": s, "hop": cfg.scale_hop,
-                                         "probe_resample": p == "pqeval-openl3"}, cfg.threads, log)
+    res["scale"] = [run_worker("scale", {**common, "pipeline": p, "seconds": s, "hop": cfg.scale_hop}, cfg.threads, log)
                     for p in ("pqeval-vggish", "pqeval-openl3") for s in cfg.scale_seconds]
     res["elapsed_s"] = time.time() - t_start
     res["machine"]["load_avg_at_end"] = os.getloadavg()

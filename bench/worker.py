@@ -181,13 +181,6 @@ def task_scale(a: dict) -> dict:
     x = bench_clip(a["seconds"], a["audio_dir"])
     r["input_mb"] = round(x.nbytes / 2**20, 1)
     r["peak_after_input_mb"] = mb(vm_kb())
-    if p.kind == "openl3" and a.get("probe_resample"):
-        from pqeval.openl3 import resample_to_48k
-
-        x48 = resample_to_48k(x, 16000)
-        r["x48_mb"] = round(x48.nbytes / 2**20, 1)
-        del x48
-        r["peak_after_resample_only_mb"] = mb(vm_kb())
     reps = max(1, min(a.get("reps", 3), int(30 / max(a["seconds"], 1))))
     times = []
     for _ in range(reps):

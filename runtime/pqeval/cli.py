@@ -383,7 +383,7 @@ def export_vggish_cmd(
     download: bool = typer.Option(False, "--download", help="Download the upstream files (pinned URLs, hash-checked) into the user cache first."),
     seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write vggish.onnx (default: the checkout's models/ or the user cache)."),
-    compact: Optional[str] = typer.Option(None, "--compact", help="Also write a compact variant beside it: ext (same numbers, weights in a .data file, loads faster), int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 (fp16 storage)."),
+    compact: Optional[str] = typer.Option(None, "--compact", "--quantize", help="Also write a compact variant beside it: ext (same numbers, weights in a .data file, loads faster), int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 (fp16 storage)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Folder of real recordings to measure the compact variant's accuracy on."),
 ) -> None:
     """Export torchvggish to ONNX and verify it against torch.
@@ -413,7 +413,7 @@ def export_openl3_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", help="The openl3 .h5 weights file (default: the one inside an installed openl3 package)."),
     seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write the .onnx (default: the checkout's models/ or the user cache)."),
-    compact: Optional[str] = typer.Option(None, "--compact", help="Also write a compact variant: int8qdq (static int8, calibrated on --audio; opt-in, measure its accuracy first)."),
+    compact: Optional[str] = typer.Option(None, "--compact", "--quantize", help="Also write a compact variant: int8qdq (static int8, calibrated on --audio; opt-in, measure its accuracy first)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Folder of real recordings to calibrate int8qdq and measure its accuracy on."),
 ) -> None:
     """Export an OpenL3 audio model (TensorFlow/Keras + kapre) to ONNX via tf2onnx and verify it.
