@@ -258,7 +258,8 @@ class OpenL3Embedder:
     """OpenL3 embeddings of a clip, ``batch_size`` windows per ORT call.
 
     The CNN is > 99 % of the cost, so a small batch costs no speed and keeps the per-batch
-    spectrogram and ORT buffers small (DESIGN: batch 4 peaks at 275 MB, batch 32 at 1.3 GB).
+    spectrogram and ORT buffers small: measured with bench/ort_tuning.py, one window per call is
+    both the fastest and the leanest (110 ms and 204 MB vs 119 ms and 241 MB at 4, 378 MB at 8).
 
     ``hop`` (s) sets the window hop; each window costs a full CNN pass (~20 GFLOP for mel256),
     so hop 0.1 is ten windows per second of audio and hop 0.5 two.
@@ -266,7 +267,7 @@ class OpenL3Embedder:
 
     name = "openl3"
 
-    def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 4, center: bool = True) -> None:
+    def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 1, center: bool = True) -> None:
         if not hop > 0 or hop_samples(hop) < 1:
             raise UsageError(f"hop must be a positive number of seconds (>= 1/48000), got {hop!r}")
         if batch_size < 1:
