@@ -257,9 +257,11 @@ def cut_windows(
 class OpenL3Embedder:
     """OpenL3 embeddings of a clip, ``batch_size`` windows per ORT call.
 
-    The CNN is > 99 % of the cost, so a small batch costs no speed and keeps the per-batch
-    spectrogram and ORT buffers small: measured with bench/ort_tuning.py, one window per call is
-    both the fastest and the leanest (110 ms and 204 MB vs 119 ms and 241 MB at 4, 378 MB at 8).
+    The CNN is > 99 % of the cost, so a small batch keeps the per-batch spectrogram and ORT
+    buffers small. Measured (bench/ort_tuning.py and end to end on 10 s at hop 0.5): ORT alone is
+    fastest at 1 window per call (110 vs 119 ms), but end to end 1 window takes 3.8 s against
+    2.8 s at 4 and 2.7 s at 8 (the numpy work between calls contends with ORT's threads), and 8
+    windows need ~140 MB more than 4; hence 4.
 
     ``hop`` (s) sets the window hop; each window costs a full CNN pass (~20 GFLOP for mel256),
     so hop 0.1 is ten windows per second of audio and hop 0.5 two.
@@ -267,7 +269,7 @@ class OpenL3Embedder:
 
     name = "openl3"
 
-    def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 1, center: bool = True) -> None:
+    def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 4, center: bool = True) -> None:
         if not hop > 0 or hop_samples(hop) < 1:
             raise UsageError(f"hop must be a positive number of seconds (>= 1/48000), got {hop!r}")
         if batch_size < 1:
