@@ -46,12 +46,10 @@ def derived(res: dict) -> dict:
         }
         d["gemm_share"] = d["inference_gflops"] / gemm if d["inference_gflops"] else None
         if orig is not None and name != ORIGINAL[kind]:
-            o = out.get(ORIGINAL[kind]) or derived_one(orig)
             d["warm_ratio"] = r["warm_median_s"] / orig["warm_median_s"]
             d["cold_ratio"] = d["cold_s"] / orig["cold"]["total_s"]
             d["cold_overhead_ratio"] = d["cold_overhead_s"] / (orig["cold"]["total_s"] - orig["cold"]["first_embed_s"])
             d["rss_ratio"] = d["rss_mb"] / orig["peak_rss_mb"]
-            del o
         out[name] = d
     return out
 

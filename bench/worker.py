@@ -14,7 +14,6 @@ Prints its result as one line ``@@RESULT {json}`` on stdout. Tasks:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
