@@ -31,7 +31,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # openl3 0.4.2 / kapre 0.3.7 need tf-ke
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CPU-only machines: no CUDA-probe noise
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)  # resampy 0.2.2
 
-import hashlib
 import json
 import re
 import sys
@@ -51,6 +50,8 @@ from pqeval.openl3 import (
     OpenL3Frontend,
     frontend_params,
 )
+
+from pqeval.session import sha256_file
 
 from .common import versions, write_onnx
 
@@ -119,14 +120,6 @@ def import_openl3():
 
 
 # --- weights ----------------------------------------------------------------------------------
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def packaged_weights(input_repr: str, content_type: str) -> Path:
     """The weight file inside the installed openl3 package (exists only after a full install)."""

@@ -51,6 +51,14 @@ def _split(s: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(x.strip() for x in s.split(",") if x.strip()))
 
 
+def _kinds_levels(kind: str, level: str):
+    """--kind / --level as pqeval.degrade takes them ('study', 'all' or comma-separated names)."""
+    from . import degrade as dg
+
+    kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else _split(kind))
+    return kinds, ("all" if level == "all" else _split(level))
+
+
 def _parse_metrics(metrics: Optional[str], model: Optional[str]) -> tuple[str, ...]:
     """Metrics to compute: --metrics (or the default set), with --model replacing its embedding models."""
     from .scoring import CLASSIC_METRICS, DEFAULT_METRICS, EMBEDDING_METRICS
@@ -152,8 +160,7 @@ def degrade(
 
     from . import degrade as dg
 
-    kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else _split(kind))
-    levels = "all" if level == "all" else _split(level)
+    kinds, levels = _kinds_levels(kind, level)
     written, failed = [], []
     for path in inputs:
         with warnings.catch_warnings(record=True) as caught:
@@ -282,12 +289,10 @@ def study(
         pqeval study originals/ --out study-out/
         pqeval study originals/ --out study-out/ --kind all --hop 0.1
     """
-    from . import degrade as dg
     from .study import run_study
 
     opts = _score_options(metrics, model, hop, openl3_model, vggish_output, "trim", threads, vggish_model)
-    kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else _split(kind))
-    levels = "all" if level == "all" else _split(level)
+    kinds, levels = _kinds_levels(kind, level)
     try:
         rate = None if sr == "native" else int(sr)
     except ValueError:
@@ -301,9 +306,7 @@ def study(
     print(f"report: {out / 'report.md'}")
     if getattr(rep, "figures_skipped", None):
         print(f"figures skipped: {rep.figures_skipped}")
-    from .batch import read_rows
-
-    raise typer.Exit(_batch_exit(read_rows(out / "all_metrics.csv"), opts.metrics) if not res.skipped_inputs else EXIT_PARTIAL)
+    raise typer.Exit(EXIT_PARTIAL if res.skipped_inputs else _batch_exit(res.rows, opts.metrics))
 
 
 @app.command("models")

@@ -25,11 +25,12 @@ import soundfile as sf
 
 from . import degrade as dg
 from .audio import load_audio
-from .atomic import atomic_open, atomic_write_text
-from .batch import Pair, audio_files, file_sha256, run_batch
+from .atomic import atomic_write_text
+from .batch import Pair, audio_files, run_batch
 from .errors import PqevalError, UsageError
 from .resample import resample
 from .scoring import ScoreOptions
+from .session import sha256_file
 
 CONTENT_TYPES = ("speech", "music", "env")
 STUDY_COLUMNS = ("file", "content", "degradation", "level")
@@ -45,8 +46,7 @@ def content_of(stem: str) -> str:
 
 
 def _write_float_wav(path: Path, x: np.ndarray, sr: int) -> None:
-    with atomic_open(path) as f:
-        sf.write(f, x, sr, format="WAV", subtype="FLOAT")
+    dg._write_atomic(path, x, sr, "WAV", "FLOAT")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class StudyResult:
     scored: int
     reused: int
     failed: int
+    rows: list[dict] = field(default_factory=list)
     skipped_inputs: dict[str, str] = field(default_factory=dict)
     report: object | None = None
 
@@ -97,7 +98,7 @@ def run_study(
     for path in inputs:
         stem = path.stem
         try:
-            h = file_sha256(path)
+            h = sha256_file(path)
             entry = files.get(stem, {})
             clean = out / "clean" / f"{stem}.wav"
             same = entry.get("source_sha256") == h and entry.get("sr") == sr and entry.get("seed") == seed
@@ -130,4 +131,4 @@ def run_study(
     from .report import write_report
 
     rep = write_report(out / "all_metrics.csv", out, figures=figures)
-    return StudyResult(out, len(pairs), res.scored, res.reused, res.failed, skipped, rep)
+    return StudyResult(out, len(pairs), res.scored, res.reused, res.failed, res.rows, skipped, rep)
