@@ -18,8 +18,14 @@ resampy changed the filter in 0.3, so there are two (``FILTERS``):
 
 The tables are regenerated from these parameters, not copied. The time-varying interpolation is
 rewritten as a polyphase FIR filter (one set of taps per output phase, with resampy's integer
-table stepping and linear interpolation between entries) and run by ``scipy.signal.resample_poly``:
-the same arithmetic up to summation order (~1e-9 of full scale), several times faster.
+table stepping and linear interpolation between entries), i.e. what
+``scipy.signal.resample_poly(x, up, down, window=taps / up)`` computes. We run it as matrix
+products instead: the outputs repeat their taps every ``up`` samples while the input advances by
+``down``, so rows of ``up`` outputs are one GEMM of strided input rows with a fixed
+[span, up] tap matrix (float64 BLAS: 5-10x faster than resample_poly's scalar loop, and equal
+to it up to summation order, ~1e-15). The signal is cut into fixed chunks of rows, always the
+same ones whatever range is asked for, so any range of outputs is bit-identical to the
+whole-signal result (BLAS may round a row differently in a matrix of another shape).
 
 One quirk is reproduced on top: resampy keeps the output time in a float (0.2 accumulates
 ``time_register += 1/ratio``; 0.3 computes ``t / ratio``), so where the exact time is an integer
@@ -35,7 +41,6 @@ from dataclasses import dataclass
 from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from .errors import AudioError
 
@@ -140,8 +145,11 @@ def _needs_flip_fix(sr_in: int, sr_out: int, filter: str) -> bool:
     return scale * FILTERS[filter].per_zero != int(scale * FILTERS[filter].per_zero)
 
 
-def _fix_flips(y: np.ndarray, x: np.ndarray, start: int, sr_in: int, sr_out: int, filter: str) -> None:
-    """Recompute, in place, outputs y[..., k] (global index start + k) whose float time fell below an integer."""
+def _fix_flips(y: np.ndarray, xs: np.ndarray, offset: int, n_in: int, start: int, sr_in: int, sr_out: int, filter: str) -> None:
+    """Recompute, in place, outputs y[k] (global index start + k) whose float time fell below an integer.
+
+    ``xs`` holds input samples [offset, offset + len(xs)) of a signal n_in samples long.
+    """
     if not _needs_flip_fix(sr_in, sr_out, filter):
         return
     g = gcd(sr_in, sr_out)
@@ -152,13 +160,14 @@ def _fix_flips(y: np.ndarray, x: np.ndarray, start: int, sr_in: int, sr_out: int
     flipped = np.flatnonzero(tr.astype(np.int64) != exact)
     for b in range(0, flipped.size, _FLIP_BLOCK):
         idx = flipped[b : b + _FLIP_BLOCK]
-        y[..., idx] = _direct(x, tr[idx], sr_in, sr_out, filter)
+        y[idx] = _direct(xs, offset, n_in, tr[idx], sr_in, sr_out, filter)
 
 
-def _direct(x: np.ndarray, tr: np.ndarray, sr_in: int, sr_out: int, filter: str) -> np.ndarray:
-    """Outputs at input times ``tr`` (shape (F,)) exactly as resampy's loop computes them; x is [..., n].
+def _direct(xs: np.ndarray, offset: int, n_in: int, tr: np.ndarray, sr_in: int, sr_out: int, filter: str) -> np.ndarray:
+    """Outputs at input times ``tr`` (shape (F,)) exactly as resampy's loop computes them.
 
-    Returns [..., F]. Used only for the few outputs whose float time register fell below an integer.
+    ``xs`` holds input samples [offset, offset + len(xs)) of a signal n_in samples long. Used only
+    for the few outputs whose float time register fell below an integer.
     """
     ratio = float(sr_out) / sr_in
     scale = min(1.0, ratio)
@@ -168,21 +177,97 @@ def _direct(x: np.ndarray, tr: np.ndarray, sr_in: int, sr_out: int, filter: str)
     step = int(scale * per_zero)
     n = tr.astype(np.int64)
     frac = scale * (tr - n)
-    out = np.zeros(x.shape[:-1] + (len(tr),))
+    out = np.zeros(len(tr))
     for side in (0, 1):  # left wing reads x[n - i], right wing x[n + 1 + i]
         index_frac = frac * per_zero
-        offset = index_frac.astype(np.int64)
-        eta = index_frac - offset
-        limit = n + 1 if side == 0 else x.shape[-1] - n - 1
-        count = np.maximum(0, np.minimum(limit, (len(win) - offset) // step))
+        pos = index_frac.astype(np.int64)
+        eta = index_frac - pos
+        limit = n + 1 if side == 0 else n_in - n - 1
+        count = np.maximum(0, np.minimum(limit, (len(win) - pos) // step))
         i = np.arange(int(count.max()) if len(count) else 0)
         valid = i[None, :] < count[:, None]
-        tab = np.where(valid, offset[:, None] + i[None, :] * step, 0)
+        tab = np.where(valid, pos[:, None] + i[None, :] * step, 0)
         w = np.where(valid, win[tab] + eta[:, None] * delta[tab], 0.0)
-        src = np.clip(n[:, None] - i[None, :] if side == 0 else n[:, None] + 1 + i[None, :], 0, x.shape[-1] - 1)
-        out = out + (x[..., src] * w).sum(axis=-1)
+        src = np.where(valid, n[:, None] - i[None, :] if side == 0 else n[:, None] + 1 + i[None, :], offset) - offset
+        if src.size and (src.min() < 0 or src.max() >= len(xs)):
+            raise AssertionError("resampler input slice does not cover the filter support")  # a bug, not bad input
+        out = out + (xs[src] * w).sum(axis=-1)
         frac = scale - frac
     return out
+
+
+# Outputs per GEMM chunk. Fixed, so that every output is always computed in the same matrix
+# product (same rows, same shape) whichever range of the signal is asked for.
+_CHUNK_OUTPUTS = 1 << 15
+_MIN_ROW_OUTPUTS = 64  # outputs per row at least (small ``up`` groups several periods per row)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The polyphase filter as a GEMM: outputs [r*U, (r+1)*U) = x[r*D + first : ... + span] @ H."""
+
+    U: int  # outputs per row
+    D: int  # input samples the row start advances by
+    first: int  # input index (relative to r*D) of the first sample a row reads; <= 0
+    H: np.ndarray  # [span, U] float64
+    rows: int  # rows per chunk
+
+
+@functools.lru_cache(maxsize=16)
+def _plan(sr_in: int, sr_out: int, name: str) -> _Plan:
+    up, down, taps = polyphase_filter(sr_in, sr_out, name)
+    half = (len(taps) - 1) // 2
+    group = max(1, -(-_MIN_ROW_OUTPUTS // up))
+    U, D = group * up, group * down
+    # Input j = r*D + m reaches output r*U + p through taps[p*down + half - m*up] (see polyphase_filter).
+    m = np.arange(-((len(taps) - 1 - half) // up) - 1, ((U - 1) * down + half) // up + 2)
+    idx = np.arange(U)[None, :] * down + half - m[:, None] * up
+    ok = (idx >= 0) & (idx < len(taps))
+    H = np.where(ok, taps[np.clip(idx, 0, len(taps) - 1)], 0.0)
+    used = np.flatnonzero(ok.any(axis=1))
+    H = np.ascontiguousarray(H[used[0] : used[-1] + 1])
+    H.setflags(write=False)
+    return _Plan(U, D, int(m[used[0]]), H, max(1, _CHUNK_OUTPUTS // U))
+
+
+def _input_span(plan: _Plan, start: int, stop: int, n_out: int, n_in: int) -> tuple[int, int]:
+    """Input samples [lo, hi) needed for outputs [start, stop): their whole chunks, plus 2 for the flip fix."""
+    c0, c1 = start // (plan.rows * plan.U), -(-stop // (plan.rows * plan.U))
+    r0, r1 = c0 * plan.rows, min(c1 * plan.rows, -(-n_out // plan.U))
+    lo = r0 * plan.D + plan.first - 2
+    hi = (r1 - 1) * plan.D + plan.first + plan.H.shape[0] + 2
+    return max(0, lo), min(n_in, hi)
+
+
+def _outputs(plan: _Plan, xs: np.ndarray, offset: int, n_in: int, n_out: int, start: int, stop: int) -> np.ndarray:
+    """Outputs [start, stop) (before the flip fix) from xs = input samples [offset, offset + len(xs))."""
+    per_chunk = plan.rows * plan.U
+    n_rows = -(-n_out // plan.U)
+    span = plan.H.shape[0]
+    parts = []
+    for c in range(start // per_chunk, -(-stop // per_chunk)):
+        r0, r1 = c * plan.rows, min((c + 1) * plan.rows, n_rows)
+        lo = r0 * plan.D + plan.first  # first input sample of the chunk (may be < 0: zeros)
+        seg = np.zeros((r1 - r0 - 1) * plan.D + span)
+        a, b = max(lo, 0), min(lo + len(seg), n_in)
+        if b > a:
+            if a < offset or b > offset + len(xs):
+                raise AssertionError("resampler input slice does not cover the chunk")  # a bug, not bad input
+            seg[a - lo : b - lo] = xs[a - offset : b - offset]
+        rows = np.lib.stride_tricks.as_strided(seg, (r1 - r0, span), (plan.D * seg.itemsize, seg.itemsize), writeable=False)
+        parts.append((rows @ plan.H).reshape(-1))
+    y = np.concatenate(parts)
+    first = (start // per_chunk) * per_chunk
+    return y[start - first : stop - first]
+
+
+def _check(sr_in: int, sr_out: int, filter: str) -> tuple[int, int]:
+    sr_in, sr_out = int(sr_in), int(sr_out)
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    if filter not in FILTERS:
+        raise ValueError(f"filter must be one of {', '.join(FILTERS)}, got {filter!r}")
+    return sr_in, sr_out
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1, filter: str = DEFAULT_FILTER) -> np.ndarray:
@@ -192,45 +277,39 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, axis: int = -1, filter: str
     Returns float64 with ``int(n * sr_out / sr_in)`` samples along ``axis``. Raises AudioError if
     the input is too short to give a single output sample, ValueError for a non-positive rate.
     """
-    sr_in, sr_out = int(sr_in), int(sr_out)
+    sr_in, sr_out = _check(sr_in, sr_out, filter)
     x = np.asarray(x, dtype=np.float64)
-    if sr_in <= 0 or sr_out <= 0:
-        raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
-    if filter not in FILTERS:
-        raise ValueError(f"filter must be one of {', '.join(FILTERS)}, got {filter!r}")
     if sr_in == sr_out:
         return x
     n_out = output_length(x.shape[axis], sr_in, sr_out, filter)
     if n_out < 1:
         raise AudioError(f"{x.shape[axis]} samples are too few to resample from {sr_in} Hz to {sr_out} Hz")
-    up, down, taps = polyphase_filter(sr_in, sr_out, filter)
-    # resample_poly multiplies the taps by ``up`` (the gain of zero-insertion); undo it.
-    y = np.moveaxis(resample_poly(x, up, down, axis=axis, window=taps / up), axis, -1)[..., :n_out]
-    _fix_flips(y, np.moveaxis(x, axis, -1), 0, sr_in, sr_out, filter)
+    rows = np.moveaxis(x, axis, -1)
+    y = np.empty(rows.shape[:-1] + (n_out,))
+    for i in np.ndindex(rows.shape[:-1]):
+        y[i] = resample_range(rows[i], sr_in, sr_out, 0, n_out, filter)
     return np.moveaxis(y, -1, axis)
 
 
-def resample_range(x: np.ndarray, sr_in: int, sr_out: int, start: int, stop: int, filter: str = DEFAULT_FILTER) -> np.ndarray:
-    """Outputs [start, stop) of ``resample(x, sr_in, sr_out)`` for a 1-D ``x``, from a slice of it.
+def resample_range(x, sr_in: int, sr_out: int, start: int, stop: int, filter: str = DEFAULT_FILTER) -> np.ndarray:
+    """Outputs [start, stop) of ``resample(x, sr_in, sr_out)`` for a 1-D signal ``x``.
 
-    Memory is bounded by the range asked for, not by the length of ``x``: long clips are
-    resampled block by block with this. The values equal ``resample``'s (the same taps meet the
-    same samples). ``stop`` is clipped to the output length.
+    ``x`` is an array or anything with ``len()`` whose ``x[lo:hi]`` gives float samples (e.g. a
+    file read on demand, :class:`pqeval.audio.FileSamples`): only the input this range needs is
+    read, so memory is bounded by the range however long the signal. The values are bit-identical
+    to ``resample``'s. ``stop`` is clipped to the output length.
     """
-    sr_in, sr_out = int(sr_in), int(sr_out)
-    x = np.asarray(x, dtype=np.float64)
-    stop = min(stop, output_length(len(x), sr_in, sr_out, filter))
+    sr_in, sr_out = _check(sr_in, sr_out, filter)
+    n_in = len(x)
+    n_out = output_length(n_in, sr_in, sr_out, filter)
+    start, stop = max(0, int(start)), min(int(stop), n_out)
     if start >= stop:
         return np.zeros(0)
     if sr_in == sr_out:
-        return x[start:stop].copy()
-    up, down, taps = polyphase_filter(sr_in, sr_out, filter)
-    margin = len(taps) // (2 * up) + 2  # input samples that reach an output, each side
-    lo = max(0, (start * down) // up - margin)
-    lo -= lo % down  # slice on an input sample that starts an output phase: output lo*up/down
-    hi = min(len(x), -(-(stop * down) // up) + margin)
-    y = resample_poly(x[lo:hi], up, down, window=taps / up)
-    first = lo // down * up
-    y = y[start - first : stop - first].copy()
-    _fix_flips(y, x, start, sr_in, sr_out, filter)
+        return np.array(x[start:stop], dtype=np.float64)
+    plan = _plan(sr_in, sr_out, filter)
+    lo, hi = _input_span(plan, start, stop, n_out, n_in)
+    xs = np.asarray(x[lo:hi], dtype=np.float64)
+    y = _outputs(plan, xs, lo, n_in, n_out, start, stop)
+    _fix_flips(y, xs, lo, n_in, start, sr_in, sr_out, filter)
     return y
