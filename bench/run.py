@@ -118,7 +118,8 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
     common = {"work": str(work), "audio_dir": adir, "seconds": cfg.seconds, "reps": cfg.reps, "hop": cfg.hop,
               "stage_rates": cfg.stage_rates}
     log(f"prepare models and clips in {work}")
-    prep = run_worker("prepare", {**common, "seed": SEED, "quick": cfg.quick, "variants": cfg.variants}, cfg.threads, log)
+    prep = run_worker("prepare", {**common, "seed": SEED, "quick": cfg.quick, "variants": cfg.variants,
+                                  "scale_seconds": cfg.scale_seconds}, cfg.threads, log)
     res: dict = {"config": {k: v for k, v in vars(cfg).items()}, "machine": machine(), "prepare": prep}
     res["flops"] = run_worker("flops", {"work": str(work)}, cfg.threads, log)["models"]
     res["files"] = model_files(work / "models")

@@ -7,7 +7,7 @@ Prints its result as one line ``@@RESULT {json}`` on stdout. Tasks:
 * ``pipeline``: cold start (imports, model load, first embedding of the WAV clip, timed from
   process start), then warm latency (``reps`` runs on the in-memory clip after a warm-up), stage
   shares (ours) or inference-only time (originals), and peak RSS (VmHWM).
-* ``scale``: pqeval on a clip of ``seconds`` (load, warm-up on 2 s, one timed run), peak RSS.
+* ``scale``: pqeval on a WAV clip of ``seconds`` streamed from disk (warm-up on 2 s, timed runs), peak RSS.
 * ``gemm``: numpy float32 matrix-multiply peak (GFLOP/s) with the BLAS threads of the environment.
 """
 
@@ -98,10 +98,11 @@ def task_prepare(a: dict) -> dict:
             info = json.loads(json.loads(side.read_text())["metadata"][COMPACT_KEY])
         out["compact"][dst.name] = {**info, "export_s": time.perf_counter() - t}
     (work / "clips").mkdir(exist_ok=True)
-    for name in ("clip", "degraded"):
-        p = clip_path(work, name, a["seconds"])
+    wanted = [("clip", a["seconds"]), ("degraded", a["seconds"])] + [("scale", s) for s in a.get("scale_seconds", [])]
+    for name, seconds in wanted:
+        p = clip_path(work, name, seconds)
         if not p.exists():
-            x = bench_clip(a["seconds"], a["audio_dir"]) if name == "clip" else degraded_clip(a["seconds"], a["audio_dir"])
+            x = degraded_clip(seconds, a["audio_dir"]) if name == "degraded" else bench_clip(seconds, a["audio_dir"])
             sf.write(str(p), x, 16000, subtype="FLOAT")
     return out
 
@@ -165,10 +166,11 @@ def _at_rate(x, sr: int, rate: int):
 
 
 def task_scale(a: dict) -> dict:
-    """pqeval on a clip of a['seconds'] s at 16 kHz: time of one run after a 2 s warm-up; memory."""
+    """pqeval on a WAV clip of a['seconds'] s at 16 kHz, read from disk as `pqeval score` reads it
+    (``open_audio``: batch by batch): time of one run after a 2 s warm-up; peak RSS."""
     import numpy as np
 
-    from clips import bench_clip
+    from clips import bench_clip, clip_path
     from pipelines import make
 
     p = make(a["pipeline"], Path(a["work"]), a["threads"], a["hop"])
@@ -177,14 +179,18 @@ def task_scale(a: dict) -> dict:
     p.embed(bench_clip(2.0, a["audio_dir"]), 16000)
     r = {"pipeline": a["pipeline"], "seconds": a["seconds"], "hop": a["hop"] if p.kind == "openl3" else None,
          "rss_after_load_mb": mb(vm_kb("VmRSS")), "peak_after_load_mb": mb(vm_kb())}
-    x = bench_clip(a["seconds"], a["audio_dir"])
-    r["input_mb"] = round(x.nbytes / 2**20, 1)
+    from pqeval.audio import open_audio
+
+    path = clip_path(Path(a["work"]), "scale", a["seconds"])
+    audio = open_audio(path)  # validates the whole file in blocks; samples are read on demand
+    r["file_mb"] = round(path.stat().st_size / 2**20, 1)
+    r["whole_input_mb"] = round(len(audio.samples) * 8 / 2**20, 1)  # what holding it as float64 would take
     r["peak_after_input_mb"] = mb(vm_kb())
     reps = max(1, min(a.get("reps", 3), int(30 / max(a["seconds"], 1))))
     times = []
     for _ in range(reps):
         t = time.perf_counter()
-        out = p.embed(x, 16000)
+        out = p.embed(audio.samples, audio.sr)
         times.append(time.perf_counter() - t)
     r.update({"units": int(len(out)), "times_s": times, "median_s": float(np.median(times)),
               "peak_rss_mb": mb(vm_kb())})

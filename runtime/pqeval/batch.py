@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .atomic import atomic_write_text
-from .audio import load_audio
+from .audio import open_audio
 from .errors import PqevalError, UsageError
 from .scoring import EMBEDDING_METRICS, PairScore, Scorer, ScoreOptions
 from .session import sha256_file as file_sha256
@@ -184,7 +184,7 @@ def run_batch(
             reused += 1
         else:
             try:
-                result = scorer.score(load_audio(pair.clean), load_audio(pair.degraded), clean_id=hc or None)
+                result = scorer.score(open_audio(pair.clean), open_audio(pair.degraded), clean_id=hc or None)
                 row = pair_row(pair, result, options.metrics)
                 scored += 1
             except PqevalError as e:

@@ -34,9 +34,9 @@ def run_bench(
     if seconds <= 0 or reps < 1 or hop <= 0:
         raise UsageError("--seconds and --hop must be positive and --reps >= 1")
     if audio is not None:
-        from .audio import load_audio
+        from .audio import open_audio
 
-        a = load_audio(audio)
+        a = open_audio(audio)  # streamed from disk, as `pqeval score` does
         x, sr = a.samples, a.sr
     else:
         sr = 16000

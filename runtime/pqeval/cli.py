@@ -121,12 +121,12 @@ def score(
     """
     from rich.console import Console
 
-    from .audio import load_audio
+    from .audio import open_audio
     from .scoring import Scorer
 
     opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model)
     explicit = set(m.strip() for m in model.split(",")) if model else set()
-    c, d = load_audio(clean), load_audio(degraded)
+    c, d = open_audio(clean), open_audio(degraded)  # read from disk window batch by batch
     result = Scorer(opts).score(c, d)
     for name in explicit:  # a model asked for by name must exist
         m = result.metrics.get(name)

@@ -32,6 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError, ModelError, UsageError
 from .resample import output_length, resample, resample_range
@@ -304,7 +305,7 @@ class OpenL3Embedder:
 
         Clips under 1 s (at 48 kHz) are zero-padded to one window, with a warning, as openl3 does.
         """
-        x = np.asarray(audio, dtype=np.float64)
+        x = as_signal(audio)  # an array, or LazySamples read batch by batch
         if x.ndim != 1:
             raise AudioError(f"OpenL3 expects a mono 1-D signal, got shape {x.shape}")
         if x.size == 0:

@@ -42,6 +42,7 @@ from math import gcd
 
 import numpy as np
 
+from .audio import LazySamples
 from .errors import AudioError
 
 
@@ -313,3 +314,20 @@ def resample_range(x, sr_in: int, sr_out: int, start: int, stop: int, filter: st
     y = _outputs(plan, xs, lo, n_in, n_out, start, stop)
     _fix_flips(y, xs, lo, n_in, start, sr_in, sr_out, filter)
     return y
+
+
+def resampled(x: np.ndarray | LazySamples, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> np.ndarray | LazySamples:
+    """``resample(x, sr_in, sr_out)`` of a 1-D signal; for LazySamples the result is lazy too.
+
+    The lazy result computes each range with ``resample_range`` when it is read (bit-identical
+    to resampling the whole signal), so a long file is never resampled, or held, whole.
+    """
+    if not isinstance(x, LazySamples):
+        return resample(x, sr_in, sr_out, filter=filter)
+    sr_in, sr_out = _check(sr_in, sr_out, filter)
+    if sr_in == sr_out:
+        return x
+    n_out = output_length(len(x), sr_in, sr_out, filter)
+    if n_out < 1:
+        raise AudioError(f"{len(x)} samples are too few to resample from {sr_in} Hz to {sr_out} Hz")
+    return LazySamples(n_out, lambda lo, hi: resample_range(x, sr_in, sr_out, lo, hi, filter), x.name)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import Audio
+from .audio import Audio, LazySamples, head
 from .embedding import Embedding
 from .errors import AudioError, PqevalError, UsageError
 from .metrics import MetricResult, failed, pesq_score, stoi_score
-from .resample import resample
+from .resample import resampled
 from .similarity import embedding_similarity
 
 EMBEDDING_METRICS = ("vggish", "openl3")
@@ -78,13 +78,17 @@ class PairScore:
 
 
 def align(clean: Audio, degraded: Audio, policy: str = "trim") -> tuple[np.ndarray, np.ndarray, int, list[str]]:
-    """Bring both signals to the clean rate and one length; return (clean, degraded, sr, notes)."""
+    """Bring both signals to the clean rate and one length; return (clean, degraded, sr, notes).
+
+    Signals read on demand (:func:`pqeval.audio.open_audio`) stay lazy: resampling and trimming
+    happen as ranges are read.
+    """
     notes = []
     sr = clean.sr
     deg = degraded.samples
     if degraded.sr != sr:
         try:
-            deg = resample(deg, degraded.sr, sr)
+            deg = resampled(deg, degraded.sr, sr)
         except AudioError as e:
             raise AudioError(f"{degraded.path}: {e}") from None
         notes.append(f"degraded resampled from {degraded.sr} Hz to the clean rate {sr} Hz")
@@ -94,7 +98,7 @@ def align(clean: Audio, degraded: Audio, policy: str = "trim") -> tuple[np.ndarr
         if policy == "error":
             raise AudioError(f"{degraded.path}: {msg} (use --length trim to compare the common part)")
         n = min(len(ref), len(deg))
-        ref, deg = ref[:n], deg[:n]
+        ref, deg = head(ref, n), head(deg, n)
         notes.append(f"{msg}; both trimmed to {n / sr:.3f} s")
     for a in (clean, degraded):
         if a.channels > 1:
@@ -134,7 +138,7 @@ class Scorer:
         o = self.options
         return f"{o.vggish_model}:{o.vggish_output}" if name == "vggish" else f"{o.openl3_model}:hop={o.openl3_hop}"
 
-    def _embed(self, name: str, x: np.ndarray, sr: int, ident: str | None) -> Embedding:
+    def _embed(self, name: str, x: np.ndarray | LazySamples, sr: int, ident: str | None) -> Embedding:
         emb = self.embedder(name)
         if self.cache is None or ident is None:
             return emb.embed(x, sr)
@@ -144,24 +148,37 @@ class Scorer:
         return self.cache[key]
 
     def score(self, clean: Audio, degraded: Audio, clean_id: str | None = None) -> PairScore:
-        """Score one pair; ``clean_id`` (e.g. a content hash) enables the clean-embedding cache."""
+        """Score one pair; ``clean_id`` (e.g. a content hash) enables the clean-embedding cache.
+
+        Embeddings stream lazily read signals window batch by window batch; the classic metrics
+        need whole signals, which are read once, when the first of them runs.
+        """
         ref, deg, sr, notes = align(clean, degraded, self.options.length)
+        n = len(ref)
+        whole: list[np.ndarray] = []
         results: dict[str, MetricResult] = {}
         for m in self.options.metrics:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                results[m] = self._metric(m, ref, deg, sr, clean_id)
+                if m in EMBEDDING_METRICS:
+                    results[m] = self._similarity(m, ref, deg, sr, clean_id)
+                else:
+                    if not whole:
+                        whole += [np.asarray(ref), np.asarray(deg)]
+                    results[m] = self._classic(m, whole[0], whole[1], sr)
             notes += [f"{m}: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
-        return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes)
+        return PairScore(clean.path, degraded.path, sr, n / sr, results, notes)
 
-    def _metric(self, m: str, ref: np.ndarray, deg: np.ndarray, sr: int, clean_id: str | None) -> MetricResult:
-        if m in EMBEDDING_METRICS:
-            try:
-                a = self._embed(m, ref, sr, clean_id)
-                b = self._embed(m, deg, sr, None)
-            except PqevalError as e:
-                return failed(m, str(e))
-            return embedding_similarity(a, b)
+    def _similarity(self, m: str, ref, deg, sr: int, clean_id: str | None) -> MetricResult:
+        try:
+            a = self._embed(m, ref, sr, clean_id)
+            b = self._embed(m, deg, sr, None)
+        except PqevalError as e:
+            return failed(m, str(e))
+        return embedding_similarity(a, b)
+
+    @staticmethod
+    def _classic(m: str, ref: np.ndarray, deg: np.ndarray, sr: int) -> MetricResult:
         if m.startswith("pesq"):
             return pesq_score(ref, deg, sr, m.split("_")[1])
         return stoi_score(ref, deg, sr, extended=(m == "estoi"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError
 from .resample import DEFAULT_FILTER, output_length, resample, resample_range
@@ -139,12 +140,13 @@ class VGGishEmbedder:
 
         Streams: the 16 kHz signal and its log-mel features are made for ``batch_size`` examples
         at a time (``resample_range``) and go straight through the model, so memory beyond the signal itself is
-        bounded by the batch however long the clip; the frames are bit-identical to
+        bounded by the batch however long the clip (and the signal itself too, when ``audio`` is
+        :class:`~pqeval.audio.LazySamples` read from disk); the frames are bit-identical to
         ``run_examples(frontend.examples(audio, sr))`` (same operations on the same samples).
         Raises AudioError for clips shorter than 0.975 s (VGGish yields no example).
         """
         fe = self.frontend
-        x = np.asarray(audio, dtype=np.float64)
+        x = as_signal(audio)  # an array, or LazySamples read batch by batch
         n16 = len(x) if sr == SAMPLE_RATE else output_length(len(x), sr, SAMPLE_RATE, fe.resampler)
         if n16 < fe.min_samples:
             raise AudioError(
