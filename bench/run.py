@@ -29,8 +29,7 @@ from clips import audio_dir  # noqa: E402
 DEFAULT_OUT = HERE / "results"
 DEFAULT_WORK = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pqeval" / "bench"
 SEED = 0
-VARIANTS = [("vggish.onnx", "int8fc"), ("vggish.onnx", "fp16"), ("vggish.onnx", "ext"),
-            ("openl3-mel256-music-512.onnx", "int8qdq")]
+VARIANTS = [("vggish.onnx", "int8fc"), ("vggish.onnx", "fp16"), ("openl3-mel256-music-512.onnx", "int8qdq")]
 ORIGINAL_OF = {"vggish": "torchvggish", "openl3": "openl3-tf"}
 
 

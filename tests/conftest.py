@@ -30,6 +30,12 @@ def read(name: str) -> tuple[np.ndarray, int]:
     return x, sr
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_verify_cache(tmp_path_factory):
+    """Model verification records go to a per-run file (inherited by subprocesses), not ~/.cache."""
+    os.environ["PQEVAL_VERIFY_CACHE"] = str(tmp_path_factory.mktemp("verify") / "verified.json")
+
+
 @pytest.fixture(scope="session")
 def seeded_vggish_files(tmp_path_factory):
     """Seeded torchvggish weights written by torch in the upstream formats: (vggish.pth, pca.pth)."""

@@ -1,5 +1,6 @@
 """Model lookup and integrity."""
 
+import json
 import shutil
 
 import numpy as np
@@ -17,7 +18,7 @@ def test_lookup_order(models_dir, tmp_path, monkeypatch):
 
 
 def _copy(models_dir, tmp_path):
-    for n in ("vggish.onnx", "vggish.onnx.json"):
+    for n in ("vggish.onnx", "vggish.onnx.json", "vggish.onnx.data"):
         shutil.copy(models_dir / n, tmp_path / n)
     return tmp_path / "vggish.onnx"
 
@@ -58,19 +59,66 @@ def test_session_is_lazy_and_explicit(models_dir):
 
 
 def test_external_data_is_checked(models_dir, tmp_path):
-    """The compact `ext` variant keeps weights in a .data file; a modified one is refused too."""
-    from pqeval_export.compact import export_compact
-
-    for n in ("vggish.onnx", "vggish.onnx.json"):
-        shutil.copy(models_dir / n, tmp_path / n)
-    path, _ = export_compact(tmp_path / "vggish.onnx", "ext")
-    m = OnnxModel(path)
-    out = m.run({"examples": np.zeros((1, 1, 96, 64), np.float32)}, ["postprocessed"])[0]
-    ref = OnnxModel(tmp_path / "vggish.onnx").run({"examples": np.zeros((1, 1, 96, 64), np.float32)}, ["postprocessed"])[0]
-    assert np.array_equal(out, ref)
+    """VGGish keeps its weights in vggish.onnx.data; a modified or missing one is refused too."""
+    path = _copy(models_dir, tmp_path)
+    assert json.loads((tmp_path / "vggish.onnx.json").read_text())["external_data"]["file"] == "vggish.onnx.data"
+    assert path.stat().st_size < 1e6  # the graph file is small; the weights are beside it
     data = path.with_name(path.name + ".data")
     with open(data, "r+b") as f:
         f.seek(1000)
         f.write(b"\x00\x01\x02\x03")
     with pytest.raises(ModelError, match="external weights missing or not matching"):
         OnnxModel(path).session
+    data.unlink()
+    with pytest.raises(ModelError, match="external weights missing or not matching"):
+        OnnxModel(path).session
+
+
+def _count_hashing(monkeypatch) -> list:
+    import pqeval.session as session
+
+    calls = []
+    real = session.sha256_file
+    monkeypatch.setattr(session, "sha256_file", lambda p: calls.append(p) or real(p))
+    return calls
+
+
+def test_unchanged_model_is_not_hashed_again(models_dir, tmp_path, monkeypatch):
+    """The stat of a file that hashed correctly is remembered; any write to it re-arms the check."""
+    import pqeval.session as session
+
+    monkeypatch.setenv("PQEVAL_VERIFY_CACHE", str(tmp_path / "verified.json"))
+    monkeypatch.setattr(session, "RACY_SECONDS", 0.0)
+    (tmp_path / "m").mkdir()
+    path = _copy(models_dir, tmp_path / "m")
+    calls = _count_hashing(monkeypatch)
+    OnnxModel(path).check_integrity()
+    assert len(calls) == 2  # graph + weights
+    OnnxModel(path).check_integrity()
+    assert len(calls) == 2  # remembered
+    data = path.with_name(path.name + ".data")
+    with open(data, "r+b") as f:  # same size, new content
+        f.seek(5000)
+        f.write(b"\x07" * 8)
+    with pytest.raises(ModelError, match="external weights missing or not matching"):
+        OnnxModel(path).check_integrity()
+    monkeypatch.setenv("PQEVAL_VERIFY_CACHE", "off")
+    n = len(calls)
+    OnnxModel(models_dir / "vggish.onnx").check_integrity()
+    OnnxModel(models_dir / "vggish.onnx").check_integrity()
+    assert len(calls) == n + 4  # off: hashed every time
+
+
+def test_recently_changed_model_is_hashed_every_time(models_dir, tmp_path, monkeypatch):
+    """A file changed within RACY_SECONDS of its check is not remembered (coarse timestamps)."""
+    import pqeval.session as session
+
+    monkeypatch.setenv("PQEVAL_VERIFY_CACHE", str(tmp_path / "verified.json"))
+    monkeypatch.setattr(session, "RACY_SECONDS", 3600.0)
+    (tmp_path / "m").mkdir()
+    path = _copy(models_dir, tmp_path / "m")
+    calls = _count_hashing(monkeypatch)
+    OnnxModel(path).check_integrity()
+    OnnxModel(path).check_integrity()
+    assert len(calls) == 4
+    assert not (tmp_path / "verified.json").exists()

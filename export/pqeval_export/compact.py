@@ -10,8 +10,6 @@ same provenance metadata plus ``pqeval.compact`` (method, source sha256, measure
   (64 kB) stays fp32 too: quantising it saves nothing and moves the 8-bit outputs.
 * ``fp16`` (VGGish): weights stored as float16, each followed by a Cast to float32 that ORT folds
   into an fp32 constant while it loads the model (half the file, same arithmetic after load).
-* ``ext`` (VGGish): fp32 weights in an external-data file ``<key>-ext.onnx.data`` beside a small
-  graph file (same numbers; changes how ORT reads the weights, not what it computes).
 * ``int8qdq`` (OpenL3): static int8 QDQ (per-channel int8 weights, uint8 activations, MinMax
   calibration) calibrated on 1 s windows of real recordings; the accuracy is measured on
   recordings held out of the calibration.
@@ -30,11 +28,9 @@ import numpy as np
 
 from pqeval.errors import ModelError, UsageError
 
-from pqeval.atomic import atomic_write_bytes
-
 from .common import write_onnx
 
-COMPACT_KINDS = {"vggish": ("int8fc", "fp16", "ext"), "openl3": ("int8qdq",)}
+COMPACT_KINDS = {"vggish": ("int8fc", "fp16"), "openl3": ("int8qdq",)}
 COMPACT_KEY = "pqeval.compact"
 WEIGHTS_KEY = "pqeval.weights"
 FP16_MIN_ELEMENTS = 1024  # smaller initializers (biases, constants) stay fp32
@@ -133,41 +129,6 @@ def _compact_meta(meta: dict, side: dict, kind: str, method: str, accuracy: dict
         "accuracy": accuracy,
     })
     return out
-
-
-def write_external(proto, path: Path, metadata: dict) -> str:
-    """Write ``path`` with all large initializers in ``path.data`` plus the usual sidecar; return sha256.
-
-    The sidecar records the sha256 of both files (the runtime checks the graph file's).
-    """
-    import hashlib
-
-    import onnx
-
-    from pqeval.session import sha256_file
-
-    del proto.metadata_props[:]
-    for k, v in metadata.items():
-        e = proto.metadata_props.add()
-        e.key, e.value = k, str(v)
-    data_name = path.name + ".data"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".ext-") as tmp:
-        tmp_model = Path(tmp) / path.name
-        onnx.save_model(proto, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data_name, size_threshold=1024)
-        (Path(tmp) / data_name).replace(path.with_name(data_name))
-        path.with_name(data_name).chmod(0o644)
-        data = tmp_model.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(path, data)
-    side = {
-        "file": path.name, "sha256": digest, "size": len(data), "metadata": dict(metadata),
-        "external_data": {"file": data_name, "sha256": sha256_file(path.with_name(data_name)),
-                          "size": path.with_name(data_name).stat().st_size},
-    }
-    atomic_write_bytes(path.with_name(path.name + ".json"), (json.dumps(side, indent=2) + "\n").encode())
-    return digest
 
 
 def compact_path(src: Path, kind: str) -> Path:
@@ -357,28 +318,14 @@ def export_compact(src: str | Path, kind: str, audio: str | Path | list[Path] | 
             n = to_fp16_storage(proto)
             onnx.save(proto, str(raw))
             method = f"{n} float32 initializers stored as float16 + Cast to float32 (folded by ORT at load)"
-        else:  # ext
-            import onnx
-
-            onnx.save(proto, str(raw))
-            method = "fp32 weights in an external-data file"
         import onnx
 
         out = onnx.load(str(raw))
-        base = _compact_meta(meta, side, kind, method, None)
-        if kind == "ext":
-            write_external(out, dst, base)
-        else:
-            write_onnx(out, dst, base)
+        write_onnx(out, dst, _compact_meta(meta, side, kind, method, None))
     acc = None
     if files:
         acc = vggish_accuracy(src, dst, files) if model_id == "vggish" else openl3_accuracy(src, dst, files)
         acc = _accuracy_label(acc)
-        out = onnx.load(str(dst), load_external_data=False)
-        final = _compact_meta(meta, side, kind, method, acc)
-        if kind == "ext":
-            out = onnx.load(str(dst))
-            write_external(out, dst, final)
-        else:
-            write_onnx(out, dst, final)
+        out = onnx.load(str(dst))
+        write_onnx(out, dst, _compact_meta(meta, side, kind, method, acc))
     return dst, acc

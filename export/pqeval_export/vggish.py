@@ -295,7 +295,7 @@ def export_vggish(
             "pqeval.versions": json.dumps({**versions("torch", "torchvggish", "onnx", "onnxscript", "onnxruntime"), "opset": OPSET}),
             "pqeval.verify": json.dumps(check),
         }
-        write_onnx(proto, out, meta)
+        write_onnx(proto, out, meta, external_data=True)  # 289 MB of weights: mapped, not parsed, at load
     return out, check
 
 

@@ -107,7 +107,7 @@ def score(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 window hop in seconds. Cost grows as 1/hop: each 1 s window is ~20 GFLOP (~0.3 s on 2 cores), so 10 s of audio costs ~20 windows at 0.5 (default) and ~100 at 0.1 (openl3's own default, used by the study)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model", help="Which exported OpenL3 variant to use."),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output", help="postprocessed (torchvggish 8-bit PCA output, default), embedding (before PCA) or embedding_raw (before the final ReLU, as Google's TF VGGish)."),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-ext / vggish-int8fc (`pqeval export vggish --compact`)."),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`)."),
     length: str = typer.Option("trim", "--length", help="When lengths differ: trim both to the shorter (reported) or error."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (per-frame scores and timestamps included) instead of a table."),
@@ -229,7 +229,7 @@ def batch(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (cost ∝ 1/hop, see `pqeval score --help`)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-ext / vggish-int8fc (`pqeval export vggish --compact`)."),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`)."),
     length: str = typer.Option("trim", "--length", help="trim or error when lengths differ."),
     threads: Optional[int] = typer.Option(None, "--threads"),
     as_json: bool = typer.Option(False, "--json", help="Also print the rows as JSON on stdout."),
@@ -277,7 +277,7 @@ def study(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (the study's openl3 default is 0.1; 5x the cost)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-ext / vggish-int8fc (`pqeval export vggish --compact`)."),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`)."),
     threads: Optional[int] = typer.Option(None, "--threads"),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write tables and the report without figures."),
 ) -> None:
@@ -386,7 +386,7 @@ def export_vggish_cmd(
     download: bool = typer.Option(False, "--download", help="Download the upstream files (pinned URLs, hash-checked) into the user cache first."),
     seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write vggish.onnx (default: the checkout's models/ or the user cache)."),
-    compact: Optional[str] = typer.Option(None, "--compact", "--quantize", help="Also write a compact variant beside it: ext (same numbers, weights in a .data file, loads faster), int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 (fp16 storage)."),
+    compact: Optional[str] = typer.Option(None, "--compact", "--quantize", help="Also write a compact variant beside it: int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 (fp16 storage)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Folder of real recordings to measure the compact variant's accuracy on."),
 ) -> None:
     """Export torchvggish to ONNX and verify it against torch.

@@ -4,6 +4,13 @@ Lookup order for ``models/<key>.onnx``: the directories in ``$PQEVAL_MODELS`` (o
 separated), then the checkout's ``models/``, then the user cache ``$XDG_CACHE_HOME/pqeval/models``
 (default ``~/.cache/pqeval/models``). Each exported model has a sidecar ``<key>.onnx.json``
 holding its metadata and sha256; the file is checked against it before a session is made.
+
+Hashing VGGish's 289 MB of weights takes ~0.2 s, a fifth of a cold ``pqeval score``. A file
+whose stat (size, mtime, ctime, inode, device) is unchanged since it last hashed correctly is
+not hashed again: the stat is recorded in ``$XDG_CACHE_HOME/pqeval/verified.json`` (or
+``$PQEVAL_VERIFY_CACHE``; ``off`` hashes every time). Any write to the file changes its ctime,
+which no user can set; a file changed within 2 s of its verification is never recorded (git's
+"racily clean" rule, for filesystems with coarse timestamps).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -22,6 +30,7 @@ from .errors import ModelError
 CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"
 WEIGHTS_KEY = "pqeval.weights"
 _HASH_CHUNK = 1 << 22
+RACY_SECONDS = 2.0
 
 
 def user_cache_dir() -> Path:
@@ -41,6 +50,47 @@ def sha256_file(path: str | os.PathLike) -> str:
         while chunk := f.read(_HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _verify_cache() -> Path | None:
+    env = os.environ.get("PQEVAL_VERIFY_CACHE")
+    if env == "off":
+        return None
+    return Path(env) if env else user_cache_dir().parent / "verified.json"
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def has_sha256(path: str | os.PathLike, want: str) -> bool:
+    """Whether the file's sha256 is ``want``; skips hashing a file unchanged since it last matched."""
+    from .atomic import atomic_write_text
+
+    path = Path(path).resolve()
+    cache_file = _verify_cache()
+    stat = _stat_key(path)
+    entries: dict = {}
+    if cache_file is not None:
+        try:
+            entries = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            entries = {}
+        if entries.get(str(path)) == {"stat": stat, "sha256": want}:
+            return True
+    if sha256_file(path) != want:
+        return False
+    racy = max(stat[1], stat[2]) > time.time_ns() - int(RACY_SECONDS * 1e9)
+    if cache_file is not None and not racy and _stat_key(path) == stat:
+        entries = {k: v for k, v in entries.items() if os.path.exists(k)}
+        entries[str(path)] = {"stat": stat, "sha256": want}
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache_file, json.dumps(entries, indent=1))
+        except OSError:
+            pass  # a read-only cache only costs the hashing next time
+    return True
 
 
 def find_model(key: str) -> Path:
@@ -103,14 +153,14 @@ class OnnxModel:
         size = self.path.stat().st_size
         if want is None:
             raise ModelError(f"{self.path}: provenance file records no sha256; re-export the model")
-        if size != self.sidecar.get("size", size) or sha256_file(self.path) != want:
+        if size != self.sidecar.get("size", size) or not has_sha256(self.path, want):
             raise ModelError(
                 f"{self.path}: file does not match its recorded sha256 (truncated or modified); re-export it"
             )
-        ext = self.sidecar.get("external_data")  # weights stored beside the graph (compact "ext")
+        ext = self.sidecar.get("external_data")  # weights stored beside the graph (VGGish)
         if ext:
             data = self.path.with_name(ext["file"])
-            if not data.is_file() or data.stat().st_size != ext.get("size") or sha256_file(data) != ext.get("sha256"):
+            if not data.is_file() or data.stat().st_size != ext.get("size") or not has_sha256(data, ext.get("sha256")):
                 raise ModelError(f"{data}: external weights missing or not matching their recorded sha256; re-export")
 
     @property
