@@ -136,6 +136,12 @@ class KerasOpenL3(Pipeline):
 
 # --- ours --------------------------------------------------------------------------------------
 
+def blas_single_thread():
+    from pqeval.threads import blas_single_thread as limit
+
+    return limit()
+
+
 class Ours(Pipeline):
     family = "ours"
     key = ""
@@ -175,6 +181,10 @@ class OursVGGish(Ours):
         return self.embedder.embed(x, sr).frames
 
     def stages(self, x: np.ndarray, sr: int) -> dict:
+        with blas_single_thread():  # as VGGishEmbedder.embed runs them
+            return self._stages(x, sr)
+
+    def _stages(self, x: np.ndarray, sr: int) -> dict:
         from pqeval.resample import resample
         from pqeval.vggish import SAMPLE_RATE
 
@@ -210,6 +220,10 @@ class OursOpenL3(Ours):
         return self.embedder.embed(x, sr).frames
 
     def stages(self, x: np.ndarray, sr: int) -> dict:
+        with blas_single_thread():  # as OpenL3Embedder.embed runs them
+            return self._stages(x, sr)
+
+    def _stages(self, x: np.ndarray, sr: int) -> dict:
         from pqeval.openl3 import INPUT_NAME, cut_windows, num_windows, resample_to_48k
 
         e = self.embedder
@@ -240,9 +254,13 @@ PIPELINES = {
 }
 
 
+BLAS1 = "blas1"  # an original run with numpy's OpenBLAS held to one thread (run.py sets the env)
+
+
 def make(name: str, work: Path, threads: int, hop: float) -> Pipeline:
-    """``pqeval-vggish-int8fc`` -> OursVGGish with variant int8fc; originals by their names."""
+    """``pqeval-vggish-int8fc`` -> OursVGGish with variant int8fc; originals by their names, and
+    ``torchvggish-blas1`` / ``openl3-tf-blas1`` for them with OPENBLAS_NUM_THREADS=1."""
     for base, cls in PIPELINES.items():
-        if name == base or (name.startswith(base + "-") and cls.family == "ours"):
+        if name == base or (name.startswith(base + "-") and (cls.family == "ours" or name == f"{base}-{BLAS1}")):
             return cls(work, threads, hop, name[len(base) + 1 :])
     raise ValueError(f"unknown pipeline {name!r}")

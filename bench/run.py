@@ -30,7 +30,6 @@ DEFAULT_OUT = HERE / "results"
 DEFAULT_WORK = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pqeval" / "bench"
 SEED = 0
 VARIANTS = [("vggish.onnx", "int8fc"), ("vggish.onnx", "fp16"), ("openl3-mel256-music-512.onnx", "int8qdq")]
-ORIGINAL_OF = {"vggish": "torchvggish", "openl3": "openl3-tf"}
 
 
 class Config:
@@ -47,8 +46,13 @@ class Config:
         self.thread_counts = [] if quick else sorted({1, threads})
         # --quick leaves out fp16/ext (tests/test_bench.py exports and checks them directly)
         self.variants = [v for v in VARIANTS if not quick or v[1] in ("int8fc", "int8qdq")]
-        self.pipelines = ["torchvggish", "pqeval-vggish"] + [f"pqeval-vggish-{k}" for s, k in self.variants if s == "vggish.onnx"] \
-            + ["openl3-tf", "pqeval-openl3"] + [f"pqeval-openl3-{k}" for s, k in self.variants if s != "vggish.onnx"]
+        # each original twice: as shipped, and with numpy's OpenBLAS at one thread (what pqeval does
+        # internally, pqeval/threads.py; it speeds the originals up too); ratios use the faster
+        blas1 = [] if quick else ["-blas1"]
+        self.pipelines = [f"torchvggish{b}" for b in [""] + blas1] + ["pqeval-vggish"] \
+            + [f"pqeval-vggish-{k}" for s, k in self.variants if s == "vggish.onnx"] \
+            + [f"openl3-tf{b}" for b in [""] + blas1] + ["pqeval-openl3"] \
+            + [f"pqeval-openl3-{k}" for s, k in self.variants if s != "vggish.onnx"]
         self.stage_rates = [16000] if quick else [16000, 44100]
         self.cli_models = ["vggish"] if quick else ["vggish", "openl3"]
 
@@ -71,6 +75,10 @@ def run_worker(task: str, args: dict, threads: int, log) -> dict:
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = str(threads)
+    if str(args.get("pipeline", "")).endswith("-blas1"):
+        env["OPENBLAS_NUM_THREADS"] = "1"
+    if "work" in args:  # model files verified once by prepare, then by stat (pqeval/session.py)
+        env["PQEVAL_VERIFY_CACHE"] = str(Path(args["work"]) / "verified.json")
     env["TF_USE_LEGACY_KERAS"] = "1"
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["PYTHONWARNINGS"] = "ignore"
@@ -94,7 +102,8 @@ def score_cli(work: Path, seconds: float, model: str, threads: int, hop: float) 
     from clips import clip_path
 
     env = dict(os.environ, PQEVAL_MODELS=str(work / "models"), PQEVAL_THREADS=str(threads),
-               OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+               OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               PQEVAL_VERIFY_CACHE=str(work / "verified.json"))
     cmd = [sys.executable, "-m", "pqeval", "score", str(clip_path(work, "clip", seconds)),
            str(clip_path(work, "degraded", seconds)), "--model", model, "--metrics", model, "--json",
            "--hop", str(hop)]

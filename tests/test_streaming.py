@@ -84,7 +84,7 @@ def test_long_file_embeds_in_bounded_reads_with_whole_file_values(tmp_path, use_
     scorer = Scorer(ScoreOptions(metrics=("vggish", "openl3")))
     embedders = {
         "vggish": VGGishEmbedder(scorer.embedder("vggish").model, batch_size=8),  # 7.7 s per batch
-        "openl3": OpenL3Embedder(scorer.embedder("openl3").model, hop=2.0),  # 4 windows: 7 s per batch
+        "openl3": OpenL3Embedder(scorer.embedder("openl3").model, hop=2.0, batch_size=4),  # 7 s per batch
     }
     for name, emb in embedders.items():
         counting = _Counting(open_audio(p).samples)

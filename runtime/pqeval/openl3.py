@@ -36,6 +36,7 @@ from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError, ModelError, UsageError
 from .resample import output_length, resample, resample_range
+from .threads import blas_single_thread
 
 SAMPLE_RATE = 48000  # Hz, the rate every OpenL3 model runs at
 RESAMPLER = "kaiser_best_0.2"  # openl3 0.4.2 requires resampy<0.3
@@ -258,11 +259,11 @@ def cut_windows(
 class OpenL3Embedder:
     """OpenL3 embeddings of a clip, ``batch_size`` windows per ORT call.
 
-    The CNN is > 99 % of the cost, so a small batch keeps the per-batch spectrogram and ORT
-    buffers small. Measured (bench/ort_tuning.py and end to end on 10 s at hop 0.5): ORT alone is
-    fastest at 1 window per call (110 vs 119 ms), but end to end 1 window takes 3.8 s against
-    2.8 s at 4 and 2.7 s at 8 (the numpy work between calls contends with ORT's threads), and 8
-    windows need ~140 MB more than 4; hence 4.
+    The CNN is > 95 % of the cost. Measured end to end on 10 s at hop 0.5 s (2 threads): 1 window
+    per call 2.34 s, 2 windows 2.50 s, 4 windows 2.50 s, 8 windows 2.51 s; ORT's kernels run a
+    single window fastest and its buffers stay smallest, hence 1. (Before numpy's BLAS was held
+    to one thread while embedding, pqeval/threads.py, the numpy work between calls fought ORT's
+    threads and 4 windows per call came out ahead.)
 
     ``hop`` (s) sets the window hop; each window costs a full CNN pass (~20 GFLOP for mel256),
     so hop 0.1 is ten windows per second of audio and hop 0.5 two.
@@ -270,7 +271,7 @@ class OpenL3Embedder:
 
     name = "openl3"
 
-    def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 4, center: bool = True) -> None:
+    def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 1, center: bool = True) -> None:
         if not hop > 0 or hop_samples(hop) < 1:
             raise UsageError(f"hop must be a positive number of seconds (>= 1/48000), got {hop!r}")
         if batch_size < 1:
@@ -324,12 +325,13 @@ class OpenL3Embedder:
             )
         n = num_windows(n48, self.hop, self.center)
         parts = []
-        for first in range(0, n, self.batch_size):  # resample only what this batch reads: bounded memory
-            count = min(self.batch_size, n - first)
-            a, b = window_span(first, count, self.hop, self.center)
-            a, b = max(a, 0), min(b, n48)
-            block = resample_range(x, sr, SAMPLE_RATE, a, b, RESAMPLER)
-            parts.append(self.run_windows(cut_windows(block, first, count, self.hop, self.center, base=a, total=n48)))
+        with blas_single_thread():  # numpy between ORT runs must not fight ORT's threads (threads.py)
+            for first in range(0, n, self.batch_size):  # resample only what this batch reads: bounded memory
+                count = min(self.batch_size, n - first)
+                a, b = window_span(first, count, self.hop, self.center)
+                a, b = max(a, 0), min(b, n48)
+                block = resample_range(x, sr, SAMPLE_RATE, a, b, RESAMPLER)
+                parts.append(self.run_windows(cut_windows(block, first, count, self.hop, self.center, base=a, total=n48)))
         frames = np.concatenate(parts).astype(np.float32, copy=False)
         key = getattr(self.model, "key", self.name)
         return Embedding(frames, window_times(n, self.hop), key, self.model.weights)

@@ -24,6 +24,7 @@ from .embedding import Embedding
 from .errors import AudioError
 from .resample import DEFAULT_FILTER, output_length, resample, resample_range
 from .session import OnnxModel
+from .threads import blas_single_thread
 
 SAMPLE_RATE = 16000
 STFT_WINDOW_SECONDS = 0.025
@@ -155,13 +156,14 @@ class VGGishEmbedder:
         n_examples = (1 + (n16 - fe.window_length) // fe.hop_length) // fe.example_frames
         example_samples = fe.example_frames * fe.hop_length  # 15360 samples between examples
         parts = []
-        for first in range(0, n_examples, self.batch_size):
-            count = min(self.batch_size, n_examples - first)
-            lo = first * example_samples
-            hi = lo + (count * fe.example_frames - 1) * fe.hop_length + fe.window_length
-            block = x[lo:hi] if sr == SAMPLE_RATE else resample_range(x, sr, SAMPLE_RATE, lo, hi, fe.resampler)
-            log_mel = fe.log_mel(block)  # exactly count × 96 frames
-            parts.append(self.run_examples(_frame(log_mel, fe.example_frames, fe.example_frames)))
+        with blas_single_thread():  # numpy between ORT runs must not fight ORT's threads (threads.py)
+            for first in range(0, n_examples, self.batch_size):
+                count = min(self.batch_size, n_examples - first)
+                lo = first * example_samples
+                hi = lo + (count * fe.example_frames - 1) * fe.hop_length + fe.window_length
+                block = x[lo:hi] if sr == SAMPLE_RATE else resample_range(x, sr, SAMPLE_RATE, lo, hi, fe.resampler)
+                log_mel = fe.log_mel(block)  # exactly count × 96 frames
+                parts.append(self.run_examples(_frame(log_mel, fe.example_frames, fe.example_frames)))
         frames = np.concatenate(parts)
         times = np.arange(len(frames)) * EXAMPLE_SECONDS
         return Embedding(frames, times, self.name, self.model.weights)
