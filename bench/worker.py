@@ -67,7 +67,8 @@ def task_prepare(a: dict) -> dict:
 
     if not list((work / "weights").glob("vggish-seeded*.pth")):
         make_seeded_weights(a["seed"], work / "weights")
-    if not (models / "vggish.onnx").exists():
+    side = models / "vggish.onnx.json"
+    if not side.exists() or "external_data" not in json.loads(side.read_text()):  # missing, or an older format
         export_vggish(weights=next((work / "weights").glob("vggish-seeded*.pth")), out_dir=models)
     out["timings_s"]["vggish_export"] = time.perf_counter() - t
     t = time.perf_counter()
