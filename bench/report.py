@@ -88,7 +88,7 @@ def headline(res: dict, d: dict) -> list[str]:
     lines = [
         f"Clip: {cfg['seconds']:g} s of real recordings at 16 kHz (../shared/audio, joined); OpenL3 hop {cfg['hop']} s "
         f"(pqeval's default; per-window cost does not depend on the hop); {cfg['threads']} threads everywhere; "
-        f"warm = median of {cfg['reps']} runs after a warm-up [min–max]; cold = fresh process: interpreter + imports + "
+        f"warm = median of {cfg['reps']} runs after a warm-up [min–max]; cold = median of {cfg.get('cold_runs', 1)} fresh processes: interpreter + imports + "
         "model load + first embedding of the clip read from disk (page cache warm); peak RSS = VmHWM of that process "
         "(cold + warm runs). Ratios are ours / the original's best over its configurations for each measure "
         "(`-blas1`: the original with numpy's OpenBLAS held to one thread, which pqeval does internally while "

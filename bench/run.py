@@ -40,6 +40,7 @@ class Config:
         self.threads = threads
         self.seconds = 2.0 if quick else 10.0  # the side-by-side clip
         self.reps = 1 if quick else 5
+        self.cold_runs = 1 if quick else 3
         self.hop = 0.5  # OpenL3 hop for the side-by-side runs (pqeval's default)
         self.scale_seconds = [1.0, 3.0] if quick else [1.0, 10.0, 60.0, 600.0]
         self.scale_hop = 1.0 if quick else 5.0  # coarse OpenL3 hop so 10 min stays affordable
@@ -136,6 +137,10 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
                    for t in sorted({1, cfg.threads})}
     log("pipelines (cold start, warm latency, stages, peak RSS)")
     res["pipelines"] = {p: run_worker("pipeline", {**common, "pipeline": p}, cfg.threads, log) for p in cfg.pipelines}
+    for p, r in res["pipelines"].items():  # cold start: median of cfg.cold_runs fresh processes
+        runs = [r["cold"]] + [run_worker("cold", {**common, "pipeline": p}, cfg.threads, log) for _ in range(cfg.cold_runs - 1)]
+        r["cold_runs"] = runs
+        r["cold"] = {**sorted(runs, key=lambda c: c["total_s"])[len(runs) // 2], "peak_rss_mb": r["cold"]["peak_rss_mb"]}
     log("pqeval score CLI")
     res["score_cli"] = [score_cli(work, cfg.seconds, m, cfg.threads, cfg.hop) for m in cfg.cli_models]
     log("threads")
