@@ -166,6 +166,16 @@ class OpenL3Frontend:
         self.filterbank = (
             mel_filterbank(SAMPLE_RATE, self.n_fft, self.n_mels).T.astype(np.float64) if self.n_mels else None
         )
+        # The filterbank is 99 % zeros (each bin feeds at most two triangles: 2031 of 262,400 weights
+        # for mel256), so it is applied as a gather of each band's bins and a per-band sum:
+        # equal to the dense product up to summation order (~1e-16), 1.4 ms instead of 2.5 ms a window.
+        self._mel_sparse = None
+        if self.filterbank is not None:
+            band, bins = np.nonzero(self.filterbank.T)  # sorted by band
+            if len(np.unique(band)) != self.n_mels:  # reduceat needs every band to have a bin
+                raise ValueError(f"{input_repr}: a mel band without FFT bins")
+            starts = np.flatnonzero(np.r_[True, band[1:] != band[:-1]])
+            self._mel_sparse = (bins, self.filterbank[bins, band][None, :, None], starts)
         self.n_bins = self.n_mels or self.n_fft // 2 + 1
         self.params = frontend_params(input_repr)
 
@@ -184,14 +194,14 @@ class OpenL3Frontend:
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """[B, 48000] waveform windows -> [B, F, T, 1] float32 dB spectrograms (0 dB max, >= -80 dB)."""
-        spec = self.magnitude(windows)  # [B, T, n_freq]
-        if self.filterbank is not None:
-            b, t, f = spec.shape  # one 2-D GEMM: a batched 3-D matmul is ~10x slower under load
-            spec = (spec.reshape(b * t, f) @ self.filterbank).reshape(b, t, -1)  # [B, T, n_mels]
+        spec = np.ascontiguousarray(self.magnitude(windows).transpose(0, 2, 1))  # [B, n_freq, T]
+        if self._mel_sparse is not None:
+            bins, weights, starts = self._mel_sparse
+            spec = np.add.reduceat(spec[:, bins] * weights, starts, axis=1)  # [B, n_mels, T]
         log_spec = 10.0 * np.log10(np.maximum(spec, DB_AMIN) / DB_REF)
         log_spec -= log_spec.max(axis=(1, 2), keepdims=True)
         np.maximum(log_spec, -DB_DYNAMIC_RANGE, out=log_spec)
-        return np.ascontiguousarray(log_spec.transpose(0, 2, 1)[..., None], dtype=np.float32)
+        return np.ascontiguousarray(log_spec[..., None], dtype=np.float32)
 
 
 def resample_to_48k(x: np.ndarray, sr: int) -> np.ndarray:
