@@ -54,6 +54,10 @@ def worker(cfg: dict) -> dict:
     path = cfg["path"]
     if cfg.get("save_to"):
         so.optimized_model_filepath = cfg["save_to"]
+        # weights beside the graph, as pqeval's own VGGish (one protobuf cannot hold > 2 GB either)
+        so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                    Path(cfg["save_to"]).name + ".data")
+        so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     t0 = time.perf_counter()
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     load_s = time.perf_counter() - t0

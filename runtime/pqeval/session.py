@@ -175,7 +175,7 @@ class OnnxModel:
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = self.threads
                 so.inter_op_num_threads = 1
-                so.enable_cpu_mem_arena = True  # 6 % faster VGGish end to end, same peak RSS (bench/ort_tuning.py)
+                so.enable_cpu_mem_arena = True  # ORT's default; on or off: same speed and VGGish RSS (bench/ort_tuning.py)
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 so.log_severity_level = 3
                 try:
