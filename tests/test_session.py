@@ -74,24 +74,23 @@ def test_external_data_is_checked(models_dir, tmp_path):
         OnnxModel(path).session
 
 
-def _count_hashing(monkeypatch) -> list:
+def _copy_counting_hashes(models_dir, tmp_path, monkeypatch, racy_seconds: float):
+    """A private copy of VGGish, a private verification record, and a list of every file hashed."""
     import pqeval.session as session
 
+    monkeypatch.setenv("PQEVAL_VERIFY_CACHE", str(tmp_path / "verified.json"))
+    monkeypatch.setattr(session, "RACY_SECONDS", racy_seconds)
+    (tmp_path / "m").mkdir()
+    path = _copy(models_dir, tmp_path / "m")
     calls = []
     real = session.sha256_file
     monkeypatch.setattr(session, "sha256_file", lambda p: calls.append(p) or real(p))
-    return calls
+    return path, calls
 
 
 def test_unchanged_model_is_not_hashed_again(models_dir, tmp_path, monkeypatch):
     """The stat of a file that hashed correctly is remembered; any write to it re-arms the check."""
-    import pqeval.session as session
-
-    monkeypatch.setenv("PQEVAL_VERIFY_CACHE", str(tmp_path / "verified.json"))
-    monkeypatch.setattr(session, "RACY_SECONDS", 0.0)
-    (tmp_path / "m").mkdir()
-    path = _copy(models_dir, tmp_path / "m")
-    calls = _count_hashing(monkeypatch)
+    path, calls = _copy_counting_hashes(models_dir, tmp_path, monkeypatch, racy_seconds=0.0)
     OnnxModel(path).check_integrity()
     assert len(calls) == 2  # graph + weights
     OnnxModel(path).check_integrity()
@@ -111,13 +110,7 @@ def test_unchanged_model_is_not_hashed_again(models_dir, tmp_path, monkeypatch):
 
 def test_recently_changed_model_is_hashed_every_time(models_dir, tmp_path, monkeypatch):
     """A file changed within RACY_SECONDS of its check is not remembered (coarse timestamps)."""
-    import pqeval.session as session
-
-    monkeypatch.setenv("PQEVAL_VERIFY_CACHE", str(tmp_path / "verified.json"))
-    monkeypatch.setattr(session, "RACY_SECONDS", 3600.0)
-    (tmp_path / "m").mkdir()
-    path = _copy(models_dir, tmp_path / "m")
-    calls = _count_hashing(monkeypatch)
+    path, calls = _copy_counting_hashes(models_dir, tmp_path, monkeypatch, racy_seconds=3600.0)
     OnnxModel(path).check_integrity()
     OnnxModel(path).check_integrity()
     assert len(calls) == 4
