@@ -53,7 +53,7 @@ def assert_8bit_equal(ref_model, pca, examples, got):
 def test_onnx_vs_torch_on_seeded_weights(embedder, vggish_reference):
     ref, pca = vggish_reference
     ex = synthetic_examples(7, 12)
-    x = torch.as_tensor(ex[:, None]).float()
+    x = torch.as_tensor(np.array(ex[:, None])).float()  # a copy: the framed view is read-only
     ref.postprocess = False
     with torch.no_grad():
         want = ref(x).numpy()

@@ -77,7 +77,7 @@ class PairScore:
         }
 
 
-def align(clean: Audio, degraded: Audio, policy: str = "trim") -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+def align(clean: Audio, degraded: Audio, policy: str = "trim") -> tuple[np.ndarray | LazySamples, np.ndarray | LazySamples, int, list[str]]:
     """Bring both signals to the clean rate and one length; return (clean, degraded, sr, notes).
 
     Signals read on demand (:func:`pqeval.audio.open_audio`) stay lazy: resampling and trimming

@@ -77,6 +77,8 @@ def has_sha256(path: str | os.PathLike, want: str) -> bool:
             entries = json.loads(cache_file.read_text())
         except (OSError, ValueError):
             entries = {}
+        if not isinstance(entries, dict):  # not ours, or damaged: start a new record
+            entries = {}
         if entries.get(str(path)) == {"stat": stat, "sha256": want}:
             return True
     if sha256_file(path) != want:
