@@ -223,7 +223,7 @@ def _batch_exit(rows: list[dict], metrics) -> int:
 @app.command()
 def batch(
     sources: list[Path] = typer.Argument(..., help="PAIRS.csv (columns clean,degraded) or CLEAN_DIR DEGRADED_DIR."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output CSV (rewritten atomically after every pair; an existing one is resumed)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CSV (rewritten atomically every 2 s and at the end; an existing one is resumed)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model(s): vggish, openl3 or both."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics (default: vggish,openl3,pesq_wb,stoi,estoi)."),
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (cost ∝ 1/hop, see `pqeval score --help`)."),
