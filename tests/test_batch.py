@@ -171,3 +171,13 @@ def test_csv_rewrites_are_throttled(tree, use_models, tmp_path, monkeypatch):
     assert len(pairs) >= 3 and len(res.rows) == len(pairs)
     assert len(writes) == 2
     assert len(list(csv.DictReader(open(tmp_path / "res.csv")))) == len(pairs)
+
+
+def test_clean_embedding_cache_is_bounded():
+    from pqeval.batch import LRUCache
+
+    c = LRUCache(2)
+    c["a"], c["b"] = 1, 2
+    assert c["a"] == 1  # a is now the most recent
+    c["c"] = 3
+    assert list(c) == ["a", "c"] and "b" not in c

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -141,6 +142,28 @@ class BatchResult:
     failed: int
 
 
+CLEAN_CACHE_SIZE = 64  # clean-embedding cache entries (an OpenL3 embedding of 10 min is ~2.4 MB)
+
+
+class LRUCache(OrderedDict):
+    """A dict that keeps only its ``size`` most recently used entries (the Scorer's cache)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        self.move_to_end(key)
+        return value
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
 FLUSH_SECONDS = 2.0  # the CSV is rewritten at most this often (and at the end / on interruption)
 
 
@@ -172,7 +195,7 @@ def run_batch(
         key: r for key, r in pending.items()
         if r.get("settings") == settings and not r.get("error") and r.get("clean_sha256")
     }
-    scorer = Scorer(options, cache={})
+    scorer = Scorer(options, cache=LRUCache(CLEAN_CACHE_SIZE))  # pairs of one clean file come together
     hashes: dict[Path, str] = {}
 
     def digest(p: Path) -> str:
