@@ -58,3 +58,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def atomic_write_audio(path: str | os.PathLike, samples, sr: int, sf_format: str = "WAV", subtype: str = "FLOAT") -> None:
+    """Write audio with soundfile through ``atomic_open``; UsageError naming the file if it fails."""
+    import soundfile as sf
+
+    try:
+        with atomic_open(path) as fh:
+            sf.write(fh, samples, sr, format=sf_format, subtype=subtype)
+    except (OSError, sf.LibsndfileError, RuntimeError) as err:
+        raise UsageError(f"{path}: cannot write ({err})") from None

@@ -79,7 +79,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import correlate, fftconvolve
 
-from .atomic import atomic_open
+from .atomic import atomic_write_audio
 from .audio import load_audio
 from .errors import AudioError, UsageError
 from .resample import resample
@@ -509,15 +509,8 @@ def degrade_file(
             except AudioError as err:
                 raise AudioError(f"{in_path}: {err}") from None
             target = out / f"{stem}__{kind}_{level}{ext}"
-            _write_atomic(target, y, sr, sf_format, subtype)
+            atomic_write_audio(target, y, sr, sf_format, subtype)
             written.append(target)
     return written
 
 
-def _write_atomic(target: Path, y: np.ndarray, sr: int, sf_format: str, subtype: str) -> None:
-    """Write ``y`` to a temporary file next to ``target``, then ``os.replace`` it into place."""
-    try:
-        with atomic_open(target) as fh:
-            sf.write(fh, y, sr, format=sf_format, subtype=subtype)
-    except (OSError, sf.LibsndfileError, RuntimeError) as err:
-        raise UsageError(f"{target}: cannot write ({err})") from None

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from . import degrade as dg
 from .audio import load_audio
-from .atomic import atomic_write_text
+from .atomic import atomic_write_audio, atomic_write_text
 from .batch import Pair, audio_files, run_batch
 from .errors import PqevalError, UsageError
 from .resample import resample
@@ -43,10 +43,6 @@ def content_of(stem: str) -> str:
         if words & aliases:
             return c
     return "unknown"
-
-
-def _write_float_wav(path: Path, x: np.ndarray, sr: int) -> None:
-    dg._write_atomic(path, x, sr, "WAV", "FLOAT")
 
 
 @dataclass
@@ -106,7 +102,7 @@ def run_study(
                 a = load_audio(path)
                 x = resample(a.samples, a.sr, sr) if sr and a.sr != sr else a.samples
                 rate = sr or a.sr
-                _write_float_wav(clean, x.astype(np.float32), rate)
+                atomic_write_audio(clean, x.astype(np.float32), rate)
                 entry = {"source": str(path), "source_sha256": h, "sr": sr, "seed": seed, "degraded": {}}
             x, rate = sf.read(str(clean), dtype="float64")
             for kind in kind_list:
@@ -116,7 +112,7 @@ def run_study(
                     if not (target.is_file() and entry["degraded"].get(name)):
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore", dg.DegradationSkipped)
-                            _write_float_wav(target, dg.degrade(x, rate, kind, level, seed=seed).astype(np.float32), rate)
+                            atomic_write_audio(target, dg.degrade(x, rate, kind, level, seed=seed).astype(np.float32), rate)
                         entry["degraded"][name] = True
                     extra = {"file": stem, "content": content_of(stem), "degradation": kind, "level": level}
                     pairs.append(Pair(clean, target, extra))
