@@ -34,7 +34,7 @@ def pre_round(emb: np.ndarray, pca: dict) -> np.ndarray:
 
 def assert_8bit_equal(ref_model, pca, examples, got):
     with torch.no_grad():
-        x = torch.as_tensor(examples[:, None]).float()
+        x = torch.as_tensor(np.array(examples[:, None])).float()  # a copy: framed views are read-only
         want = ref_model(x).reshape(len(x), -1).numpy()
         ref_model.postprocess = False
         emb = ref_model(x).numpy()
