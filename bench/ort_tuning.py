@@ -31,11 +31,9 @@ BASE = {"opt": "all", "intra": 2, "inter": 1, "arena": True, "prepack": True, "b
 
 
 def _vm_hwm_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    from worker import vm_kb  # bench/ is on sys.path when this runs as a script
+
+    return vm_kb("VmHWM") / 1024
 
 
 def worker(cfg: dict) -> dict:

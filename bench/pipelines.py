@@ -20,9 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-THREADS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def now() -> float:
     return time.perf_counter()
 
@@ -36,15 +33,6 @@ class Pipeline:
     def __init__(self, work: Path, threads: int, hop: float, variant: str = "") -> None:
         self.work, self.threads, self.hop, self.variant = Path(work), threads, hop, variant
         self.load_detail: dict = {}
-
-    def units(self, x: np.ndarray, sr: int) -> int:
-        """Examples (VGGish) or windows (OpenL3) the pipeline computes for x."""
-        n16 = int(np.ceil(len(x) * 16000 / sr))
-        if self.kind == "vggish":
-            return max(0, (1 + (n16 - 400) // 160) // 96)
-        from pqeval.openl3 import num_windows
-
-        return num_windows(int(np.ceil(len(x) * 48000 / sr)), self.hop)
 
 
 # --- originals ---------------------------------------------------------------------------------
@@ -154,14 +142,25 @@ class Ours(Pipeline):
         """As ``pqeval score``: check the file's sha256 against its sidecar, then create the session."""
         from pqeval.session import OnnxModel
 
-        path = self.model_path()
+        self.model = OnnxModel(self.model_path(), self.threads, verify=False)
         t = now()
-        OnnxModel(path, self.threads).check_integrity()
+        self.model.check_integrity()
         t1 = now()
-        self.model = OnnxModel(path, self.threads, verify=False)
         self.model.session  # noqa: B018 - the lazy session is what costs
         self.load_detail = {"verify_sha256_s": t1 - t, "session_s": now() - t1}
         self.embedder = self.make_embedder()
+
+    def embed(self, x: np.ndarray, sr: int) -> np.ndarray:
+        return self.embedder.embed(x, sr).frames
+
+    def stages(self, x: np.ndarray, sr: int) -> dict:
+        """Seconds in resampling, frontend and inference (and the unit count), timed apart."""
+        with blas_single_thread():  # as the embedders run them
+            return self._stages(x, sr)
+
+    def inference_only(self, x: np.ndarray, sr: int) -> tuple[float, int]:
+        s = self.stages(x, sr)
+        return s["inference"], s["units"]
 
 
 class OursVGGish(Ours):
@@ -177,13 +176,6 @@ class OursVGGish(Ours):
 
         return VGGishEmbedder(self.model)
 
-    def embed(self, x: np.ndarray, sr: int) -> np.ndarray:
-        return self.embedder.embed(x, sr).frames
-
-    def stages(self, x: np.ndarray, sr: int) -> dict:
-        with blas_single_thread():  # as VGGishEmbedder.embed runs them
-            return self._stages(x, sr)
-
     def _stages(self, x: np.ndarray, sr: int) -> dict:
         from pqeval.resample import resample
         from pqeval.vggish import SAMPLE_RATE
@@ -197,10 +189,6 @@ class OursVGGish(Ours):
         e.run_examples(ex)
         t3 = now()
         return {"resample": t1 - t0, "frontend": t2 - t1, "inference": t3 - t2, "units": len(ex)}
-
-    def inference_only(self, x: np.ndarray, sr: int) -> tuple[float, int]:
-        s = self.stages(x, sr)
-        return s["inference"], s["units"]
 
 
 class OursOpenL3(Ours):
@@ -216,18 +204,11 @@ class OursOpenL3(Ours):
 
         return OpenL3Embedder(self.model, hop=self.hop)
 
-    def embed(self, x: np.ndarray, sr: int) -> np.ndarray:
-        return self.embedder.embed(x, sr).frames
-
-    def stages(self, x: np.ndarray, sr: int) -> dict:
-        with blas_single_thread():  # as OpenL3Embedder.embed runs them
-            return self._stages(x, sr)
-
     def _stages(self, x: np.ndarray, sr: int) -> dict:
         from pqeval.openl3 import INPUT_NAME, cut_windows, num_windows, resample_to_48k
 
         e = self.embedder
-        t_res = t_fe = t_inf = 0.0
+        t_fe = t_inf = 0.0
         t = now()
         x48 = resample_to_48k(x, sr)
         t_res = now() - t
@@ -240,10 +221,6 @@ class OursOpenL3(Ours):
             t_fe += t1 - t
             t_inf += now() - t1
         return {"resample": t_res, "frontend": t_fe, "inference": t_inf, "units": n}
-
-    def inference_only(self, x: np.ndarray, sr: int) -> tuple[float, int]:
-        s = self.stages(x, sr)
-        return s["inference"], s["units"]
 
 
 PIPELINES = {

@@ -71,10 +71,6 @@ def best_original(pl: dict, kind: str) -> dict | None:
     }
 
 
-def derived_one(r: dict) -> dict:
-    return {"warm_median_s": r["warm_median_s"]}
-
-
 def _acc(a: dict | None, kind: str) -> str:
     if not a:
         return "exact (reference)" if a is None else "–"
@@ -147,13 +143,15 @@ def targets(res: dict, d: dict) -> list[str]:
     v, o = row["vggish"], row["openl3"]
     dv, do, d8 = d["pqeval-vggish"], d["pqeval-openl3"], d.get("pqeval-vggish-int8fc")
     best_cold = {k: best_original(res["pipelines"], k)["cold_s"] for k in ORIGINAL}
+    vggish_mb = dv["size_mb"]
     cold_note = (
-        f"VGGish: interpreter + imports {dv['cold_s'] - dv['load_s'] - dv['first_embed_s']:.2f} s, session on 289 MB of fp32 weights "
+        f"VGGish: interpreter + imports {dv['cold_s'] - dv['load_s'] - dv['first_embed_s']:.2f} s, session on {vggish_mb:.0f} MB of fp32 weights "
         f"{dv['load_s']:.2f} s, first embedding {dv['first_embed_s']:.2f} s; 10× means ≤ {best_cold['vggish'] / 10:.2f} s, about what "
         f"ORT alone needs to create the session. OpenL3: the first embedding alone is {do['first_embed_s']:.2f} s of compute "
-        f"(20 windows × 20.4 GFLOP); 10× means ≤ {best_cold['openl3'] / 10:.2f} s for everything"
+        f"({do['units']} windows × {res['flops'][MODEL_FILE['openl3']]['gflop_per_unit']:.1f} GFLOP); "
+        f"10× means ≤ {best_cold['openl3'] / 10:.2f} s for everything"
     )
-    rss_note = ("VGGish: its 289 MB of fp32 weights stay resident; only the int8fc variant "
+    rss_note = (f"VGGish: its {vggish_mb:.0f} MB of fp32 weights stay resident; only the int8fc variant "
                 + (f"({d8['rss_ratio']:.2f}) " if d8 and 'rss_ratio' in d8 else "") + "is under 1/3, and it changes 8-bit outputs")
     lines += [
         f"| warm ≥ {TARGET_WARM_SPEEDUP}× faster | {v['warm'][0]:.2f}× {mark(v['warm'][1])} | {o['warm'][0]:.2f}× {mark(o['warm'][1])} | same clip, same threads |",

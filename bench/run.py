@@ -144,7 +144,8 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
     log("pqeval score CLI")
     res["score_cli"] = [score_cli(work, cfg.seconds, m, cfg.threads, cfg.hop) for m in cfg.cli_models]
     log("threads")
-    res["threads"] = {f"{p}@{t}": run_worker("pipeline", {**common, "pipeline": p, "reps": max(1, cfg.reps - 2)}, t, log)
+    res["threads"] = {f"{p}@{t}": run_worker("pipeline", {**common, "pipeline": p, "reps": max(1, cfg.reps - 2),
+                                                          "stage_rates": []}, t, log)  # warm latency is all it reads
                       for t in cfg.thread_counts for p in ("pqeval-vggish", "pqeval-openl3")}
     log("scaling with audio length")
     res["scale"] = [run_worker("scale", {**common, "pipeline": p, "seconds": s, "hop": cfg.scale_hop}, cfg.threads, log)

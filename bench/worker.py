@@ -55,7 +55,7 @@ def _median(v: list[float]) -> float:
 
 def task_prepare(a: dict) -> dict:
     """Write weights, models, compact variants and clips under a['work'] (reused when current)."""
-    import soundfile as sf
+    from pqeval.atomic import atomic_write_audio
 
     from clips import bench_clip, clip_path, degraded_clip
 
@@ -105,7 +105,7 @@ def task_prepare(a: dict) -> dict:
         p = clip_path(work, name, seconds)
         if not p.exists():
             x = degraded_clip(seconds, a["audio_dir"]) if name == "degraded" else bench_clip(seconds, a["audio_dir"])
-            sf.write(str(p), x, 16000, subtype="FLOAT")
+            atomic_write_audio(p, x, 16000)  # a half-written clip would be reused as if whole
     out["first_verify_s"] = _record_verification(models)
     return out
 
@@ -113,18 +113,18 @@ def task_prepare(a: dict) -> dict:
 def _record_verification(models: Path) -> dict:
     """Hash every model once (timed: what a user's first run pays) so that the timed runs see the
     steady state, where an unchanged file is checked by its stat (pqeval/session.py)."""
-    from pqeval.session import RACY_SECONDS, OnnxModel, sha256_file
+    import os
+
+    from pqeval.session import RACY_SECONDS, OnnxModel
 
     newest = max((f.stat().st_mtime for f in models.iterdir()), default=0.0)
     time.sleep(max(0.0, newest + RACY_SECONDS + 0.1 - time.time()))  # files this fresh are not recorded
+    Path(os.environ["PQEVAL_VERIFY_CACHE"]).unlink(missing_ok=True)  # so each file is hashed (and recorded) now
     timings = {}
     for path in sorted(models.glob("*.onnx")):
         t = time.perf_counter()
-        for f in (path, path.with_name(path.name + ".data")):
-            if f.exists():
-                sha256_file(f)
-        timings[path.name] = time.perf_counter() - t
         OnnxModel(path).check_integrity()
+        timings[path.name] = time.perf_counter() - t
     return timings
 
 
@@ -165,7 +165,7 @@ def task_pipeline(a: dict) -> dict:
     p, cold, x, sr, first = _cold(a)
     r: dict = {"pipeline": a["pipeline"], "kind": p.kind, "family": p.family, "variant": p.variant,
                "threads": a["threads"], "hop": a["hop"] if p.kind == "openl3" else None, "cold": cold}
-    r["units"] = p.units(x, sr)
+    r["units"] = len(first)  # examples (VGGish) / windows (OpenL3) of the clip
     r["output_shape"] = list(first.shape)
     r["seconds"] = len(x) / sr
     p.embed(x, sr)  # warm-up

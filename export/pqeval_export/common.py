@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from pqeval.atomic import atomic_write_bytes
+from pqeval.atomic import atomic_replace, atomic_write_bytes
 
 
 def write_onnx(model_proto, path: str | os.PathLike, metadata: dict[str, str], external_data: bool = False) -> str:
@@ -39,8 +39,7 @@ def write_onnx(model_proto, path: str | os.PathLike, metadata: dict[str, str], e
             tmp_model = Path(tmp) / path.name
             onnx.save_model(model_proto, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_path.name, size_threshold=1024)
-            (Path(tmp) / data_path.name).chmod(0o644)
-            (Path(tmp) / data_path.name).replace(data_path)
+            atomic_replace(Path(tmp) / data_path.name, data_path)  # onnx writes the .data itself
             data = tmp_model.read_bytes()
         side["external_data"] = {"file": data_path.name, "sha256": sha256_file(data_path), "size": data_path.stat().st_size}
     else:

@@ -27,16 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from pqeval.errors import ModelError, UsageError
+from pqeval.similarity import cosine_per_frame
 
 from .common import write_onnx
 
 COMPACT_KINDS = {"vggish": ("int8fc", "fp16"), "openl3": ("int8qdq",)}
 COMPACT_KEY = "pqeval.compact"
-WEIGHTS_KEY = "pqeval.weights"
 FP16_MIN_ELEMENTS = 1024  # smaller initializers (biases, constants) stay fp32
 QDQ_CALIBRATION_WINDOWS = 96  # 1 s windows drawn from the calibration recordings
 OPENL3_ACCURACY_HOP = 0.5  # s, window hop when measuring OpenL3 accuracy
-AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 # --- graph rewrites ---------------------------------------------------------------------------
@@ -108,15 +107,12 @@ def to_fp16_storage(proto, min_elements: int = FP16_MIN_ELEMENTS) -> int:
 
 # --- writing ----------------------------------------------------------------------------------
 
-def _source(path: Path):
-    """(proto, metadata dict, sidecar dict) of an exported fp32 model."""
-    import onnx
-
+def _source(path: Path) -> dict:
+    """The sidecar of an exported fp32 model (its ``metadata`` equals the model's own)."""
     side_path = path.with_name(path.name + ".json")
     if not path.is_file() or not side_path.is_file():
         raise ModelError(f"{path}: exported model (and its .json sidecar) not found; export it first")
-    proto = onnx.load(str(path))
-    return proto, {p.key: p.value for p in proto.metadata_props}, json.loads(side_path.read_text())
+    return json.loads(side_path.read_text())
 
 
 def _compact_meta(meta: dict, side: dict, kind: str, method: str, accuracy: dict | None) -> dict:
@@ -168,7 +164,7 @@ class _WindowReader:
 
 
 def calibration_windows(files: list[Path], n: int, seed: int = 0) -> np.ndarray:
-    """[n, 48000] float32: 1 s windows (hop 0.5 s) of the recordings, n drawn without replacement."""
+    """[n, 48000] float32: 1 s windows (hop OPENL3_ACCURACY_HOP) of the recordings, n drawn without replacement."""
     from pqeval.audio import load_audio
     from pqeval.openl3 import cut_windows, num_windows, resample_to_48k
 
@@ -176,7 +172,7 @@ def calibration_windows(files: list[Path], n: int, seed: int = 0) -> np.ndarray:
     for f in files:
         a = load_audio(f)
         x48 = resample_to_48k(a.samples, a.sr)
-        wins.append(cut_windows(x48, 0, num_windows(len(x48), 0.5), 0.5))
+        wins.append(cut_windows(x48, 0, num_windows(len(x48), OPENL3_ACCURACY_HOP), OPENL3_ACCURACY_HOP))
     allw = np.concatenate(wins)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(allw), size=min(n, len(allw)), replace=False)
@@ -185,14 +181,13 @@ def calibration_windows(files: list[Path], n: int, seed: int = 0) -> np.ndarray:
 
 def quantize_openl3_qdq(src: Path, dst: Path, calib_files: list[Path], n_windows: int = QDQ_CALIBRATION_WINDOWS) -> None:
     """Static int8 QDQ quantisation of an OpenL3 CNN calibrated on real windows; writes ``dst`` (no sidecar)."""
-    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from pqeval.openl3 import INPUT_NAME, OpenL3Frontend
+    from pqeval.openl3 import INPUT_NAME, OpenL3Embedder
+    from pqeval.session import OnnxModel
 
-    meta = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
-    frontend = OpenL3Frontend(json.loads(meta["pqeval.frontend"])["input_repr"])
+    frontend = OpenL3Embedder(OnnxModel(src)).frontend  # the frontend the model's metadata names
     wins = calibration_windows(calib_files, n_windows)
     batches = [frontend(wins[i : i + 8]) for i in range(0, len(wins), 8)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,18 +200,14 @@ def quantize_openl3_qdq(src: Path, dst: Path, calib_files: list[Path], n_windows
 
 # --- accuracy ---------------------------------------------------------------------------------
 
-def _cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.where(den > 0, (a * b).sum(1) / np.maximum(den, 1e-300), 1.0)
-
-
 def audio_files(audio_dir: str | Path) -> list[Path]:
-    """The recordings in ``audio_dir`` (sorted; wav and flac)."""
+    """The recordings in ``audio_dir`` (sorted, as ``pqeval batch`` finds them); UsageError if none."""
+    from pqeval.batch import audio_files as recordings
+
     d = Path(audio_dir)
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    files = recordings(d)
     if not files:
-        raise UsageError(f"{d}: no .wav/.flac recordings to measure accuracy on")
+        raise UsageError(f"{d}: no recordings to measure accuracy on")
     return files
 
 
@@ -237,7 +228,7 @@ def vggish_accuracy(ref_path: Path, path: Path, files: list[Path], threads: int 
         x = {"examples": ex[:, None].astype(np.float32)}
         r = ref.run(x, ["embedding", "postprocessed"])
         c = cmp.run(x, ["embedding", "postprocessed"])
-        cos.append(_cos_rows(r[0], c[0]))
+        cos.append(cosine_per_frame(r[0], c[0]))
         changed += int((r[1] != c[1]).sum())
         steps = max(steps, int(np.abs(r[1] - c[1]).max()))
         total += r[1].size
@@ -262,7 +253,7 @@ def openl3_accuracy(ref_path: Path, path: Path, files: list[Path], hop: float = 
     cos = []
     for f in files:
         a = load_audio(f)
-        cos.append(_cos_rows(er.embed(a.samples, a.sr).frames, ec.embed(a.samples, a.sr).frames))
+        cos.append(cosine_per_frame(er.embed(a.samples, a.sr).frames, ec.embed(a.samples, a.sr).frames))
     cos = np.concatenate(cos)
     return {
         "weights": ref.weights, "reference": ref_path.name, "files": [f.name for f in files], "hop": hop,
@@ -272,8 +263,11 @@ def openl3_accuracy(ref_path: Path, path: Path, files: list[Path], hop: float = 
 
 
 def _accuracy_label(acc: dict) -> dict:
-    seeded = str(acc.get("weights", "")).startswith("seeded:")
-    return {**acc, "label": "seeded weights (not the real model's accuracy)" if seeded else "pretrained weights"}
+    w = str(acc.get("weights", ""))
+    if w.startswith("pretrained:"):
+        return {**acc, "label": "pretrained weights"}
+    kind = "custom" if w.startswith("custom:") else "seeded"
+    return {**acc, "label": f"{kind} weights (not the real model's accuracy)"}
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -288,7 +282,8 @@ def export_compact(src: str | Path, kind: str, audio: str | Path | list[Path] | 
     calibration (tests only).
     """
     src = Path(src)
-    proto, meta, side = _source(src)
+    side = _source(src)
+    meta = side["metadata"]
     model_id = meta.get("pqeval.model_id", "")
     if kind not in COMPACT_KINDS.get(model_id, ()):
         raise UsageError(f"{src.name}: compact kind {kind!r} not available for {model_id!r}; choose from {COMPACT_KINDS.get(model_id, ())}")
@@ -299,6 +294,9 @@ def export_compact(src: str | Path, kind: str, audio: str | Path | list[Path] | 
         files = [Path(f) for f in audio]
     else:
         files = audio_files(audio)
+    import onnx
+
+    n_calib = 4 if quick else QDQ_CALIBRATION_WINDOWS
     with tempfile.TemporaryDirectory(dir=src.parent, prefix=".compact-") as tmp:
         raw = Path(tmp) / dst.name
         if kind == "int8fc":
@@ -308,24 +306,20 @@ def export_compact(src: str | Path, kind: str, audio: str | Path | list[Path] | 
             if not files:
                 raise UsageError("int8qdq needs real recordings to calibrate on (audio_dir)")
             calib, held = files[0::2], files[1::2] or files
-            quantize_openl3_qdq(src, raw, calib, 4 if quick else QDQ_CALIBRATION_WINDOWS)
+            quantize_openl3_qdq(src, raw, calib, n_calib)
             files = held
             method = (f"onnxruntime quantize_static QDQ, per-channel int8 weights, uint8 activations, MinMax, "
-                      f"calibrated on {4 if quick else QDQ_CALIBRATION_WINDOWS} windows of {', '.join(f.name for f in calib)}")
+                      f"calibrated on {n_calib} windows of {', '.join(f.name for f in calib)}")
         elif kind == "fp16":
-            import onnx
-
+            proto = onnx.load(str(src))
             n = to_fp16_storage(proto)
             onnx.save(proto, str(raw))
             method = f"{n} float32 initializers stored as float16 + Cast to float32 (folded by ORT at load)"
-        import onnx
-
         out = onnx.load(str(raw))
         write_onnx(out, dst, _compact_meta(meta, side, kind, method, None))
     acc = None
     if files:
         acc = vggish_accuracy(src, dst, files) if model_id == "vggish" else openl3_accuracy(src, dst, files)
         acc = _accuracy_label(acc)
-        out = onnx.load(str(dst))
-        write_onnx(out, dst, _compact_meta(meta, side, kind, method, acc))
+        write_onnx(out, dst, _compact_meta(meta, side, kind, method, acc))  # same graph, metadata with accuracy
     return dst, acc

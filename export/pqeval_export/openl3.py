@@ -308,9 +308,10 @@ def verify_windows(seed: int = 1234, n: int = VERIFY_WINDOWS) -> np.ndarray:
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
     """max_abs_diff, its ratio to max |a|, and the smallest per-row cosine between a and b."""
+    from pqeval.similarity import cosine_per_frame
+
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    cos = np.where((na > 0) & (nb > 0), (a * b).sum(1) / np.maximum(na * nb, 1e-300), (na == nb).astype(float))
+    cos = cosine_per_frame(a, b)
     mad = float(np.abs(a - b).max())
     scale = float(np.abs(a).max())
     return {"max_abs_diff": mad, "max_abs_ref": scale, "rel_max_abs_diff": mad / scale if scale else mad, "cosine_min": float(cos.min())}
@@ -365,7 +366,6 @@ def export_openl3(
     with tempfile.TemporaryDirectory(prefix="pqeval-openl3-") as tmp:
         if seeded is not None:
             path = make_seeded_weights(int(seeded), input_repr, tmp, content_type)
-            provenance = f"seeded:{int(seeded)}"
         else:
             path = Path(weights) if weights is not None else packaged_weights(input_repr, content_type)
             if not path.is_file():
@@ -373,7 +373,7 @@ def export_openl3(
                     f"{path}: no such weights file (openl3 installed from source has no weights; pass "
                     f"--weights {weights_filename(input_repr, content_type)} or --seeded SEED)"
                 )
-            provenance = weights_provenance(path)
+        provenance = weights_provenance(path)  # the seed is recorded in a seeded file
         full, cnn = load_keras_models(path, input_repr, content_type, embedding_size)
         proto = convert_cnn(cnn, input_repr)
         check = verify(proto, full, input_repr, verify_windows())

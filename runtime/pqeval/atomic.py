@@ -50,6 +50,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def atomic_replace(src: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move a finished file written by someone else's writer (on the same filesystem) into place:
+    flushed to disk, given ``path``'s permissions, then renamed over it."""
+    src, path = Path(src), Path(path)
+    with open(src, "rb") as f:
+        os.fsync(f.fileno())
+    os.chmod(src, _mode(path))
+    os.replace(src, path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)

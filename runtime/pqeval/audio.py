@@ -164,7 +164,10 @@ def load_audio(path: str | os.PathLike) -> Audio:
     Raises AudioError (one line, naming the file) for a missing file, a directory, a truncated
     WAV, a file libsndfile cannot decode, zero-length audio, or NaN/inf samples.
     """
-    p = _checked_path(path)
+    return _read_whole(_checked_path(path))
+
+
+def _read_whole(p: Path) -> Audio:
     try:
         data, sr = sf.read(str(p), dtype="float64", always_2d=True)
     except _READ_ERRORS as e:
@@ -190,7 +193,7 @@ def open_audio(path: str | os.PathLike) -> Audio:
         with sf.SoundFile(str(p)) as f:
             sr, channels, frames, fmt = int(f.samplerate), f.channels, f.frames, f.format
             if fmt not in SEEKABLE_FORMATS or not f.seekable():
-                return load_audio(p)
+                return _read_whole(p)  # the path is checked already
             if sr <= 0 or frames == 0:
                 check_samples(np.zeros((0, channels)), sr, str(p))
             done, n_bad, first_bad = 0, 0, -1

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .atomic import atomic_write_text
-from .audio import open_audio
+from .audio import Audio, open_audio
 from .errors import PqevalError, UsageError
 from .scoring import EMBEDDING_METRICS, PairScore, Scorer, ScoreOptions
 from .session import sha256_file as file_sha256
@@ -203,6 +203,15 @@ def run_batch(
             hashes[p] = file_sha256(p)
         return hashes[p]
 
+    opened: dict[tuple[Path, str], Audio] = {}
+
+    def open_clean(p: Path, h: str) -> Audio:
+        """The clean file opened (validated) once for the consecutive pairs that share it."""
+        if (p, h) not in opened or not h:
+            opened.clear()
+            opened[(p, h)] = open_audio(p)
+        return opened[(p, h)]
+
     rows: list[dict] = []
     last_flush = 0.0
 
@@ -228,7 +237,7 @@ def run_batch(
                 reused += 1
             else:
                 try:
-                    result = scorer.score(open_audio(pair.clean), open_audio(pair.degraded), clean_id=hc or None)
+                    result = scorer.score(open_clean(pair.clean, hc), open_audio(pair.degraded), clean_id=hc or None)
                     row = pair_row(pair, result, options.metrics)
                     scored += 1
                 except PqevalError as e:

@@ -59,17 +59,28 @@ def _kinds_levels(kind: str, level: str):
     return kinds, ("all" if level == "all" else _split(level))
 
 
+VGGISH_MODEL_HELP = ("Which exported VGGish to use: vggish (default), or a compact variant such as "
+                     "vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`).")
+
+
+def _parse_models(model: str) -> tuple[str, ...]:
+    """--model: embedding models (vggish, openl3), comma-separated."""
+    from .scoring import EMBEDDING_METRICS
+
+    models = _split(model)
+    bad = [m for m in models if m not in EMBEDDING_METRICS]
+    if bad:
+        raise UsageError(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(EMBEDDING_METRICS)}")
+    return models
+
+
 def _parse_metrics(metrics: Optional[str], model: Optional[str]) -> tuple[str, ...]:
     """Metrics to compute: --metrics (or the default set), with --model replacing its embedding models."""
-    from .scoring import CLASSIC_METRICS, DEFAULT_METRICS, EMBEDDING_METRICS
+    from .scoring import CLASSIC_METRICS, DEFAULT_METRICS
 
     chosen = _split(metrics) if metrics else DEFAULT_METRICS
     if model:
-        models = _split(model)
-        bad = [m for m in models if m not in EMBEDDING_METRICS]
-        if bad:
-            raise UsageError(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(EMBEDDING_METRICS)}")
-        chosen = models + tuple(m for m in chosen if m in CLASSIC_METRICS)
+        chosen = _parse_models(model) + tuple(m for m in chosen if m in CLASSIC_METRICS)
     return chosen
 
 
@@ -107,7 +118,7 @@ def score(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 window hop in seconds. Cost grows as 1/hop: each 1 s window is ~20 GFLOP (~0.3 s on 2 cores), so 10 s of audio costs ~20 windows at 0.5 (default) and ~100 at 0.1 (openl3's own default, used by the study)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model", help="Which exported OpenL3 variant to use."),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output", help="postprocessed (torchvggish 8-bit PCA output, default), embedding (before PCA) or embedding_raw (before the final ReLU, as Google's TF VGGish)."),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`)."),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help=VGGISH_MODEL_HELP),
     length: str = typer.Option("trim", "--length", help="When lengths differ: trim both to the shorter (reported) or error."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (per-frame scores and timestamps included) instead of a table."),
@@ -182,7 +193,7 @@ def degrade(
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
-def _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model="vggish"):
+def _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model):
     from .scoring import ScoreOptions
 
     if hop <= 0:
@@ -229,7 +240,7 @@ def batch(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (cost ∝ 1/hop, see `pqeval score --help`)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`)."),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help=VGGISH_MODEL_HELP),
     length: str = typer.Option("trim", "--length", help="trim or error when lengths differ."),
     threads: Optional[int] = typer.Option(None, "--threads"),
     as_json: bool = typer.Option(False, "--json", help="Also print the rows as JSON on stdout."),
@@ -277,7 +288,7 @@ def study(
     hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (the study's openl3 default is 0.1; 5x the cost)."),
     openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
     vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help="Which exported VGGish to use: vggish (default), or a compact variant such as vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`)."),
+    vggish_model: str = typer.Option("vggish", "--vggish-model", help=VGGISH_MODEL_HELP),
     threads: Optional[int] = typer.Option(None, "--threads"),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write tables and the report without figures."),
 ) -> None:
@@ -476,11 +487,7 @@ def bench_cmd(
     """
     from .bench import run_bench
 
-    models = _split(model)
-    bad = [m for m in models if m not in ("vggish", "openl3")]
-    if bad:
-        raise UsageError(f"unknown model(s) {', '.join(bad)}; choose vggish or openl3")
-    rows = run_bench(models, seconds, threads, reps, hop, openl3_model, audio)
+    rows = run_bench(_parse_models(model), seconds, threads, reps, hop, openl3_model, audio)
     if as_json:
         print(json.dumps({"results": rows}, indent=2))
         return

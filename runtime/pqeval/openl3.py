@@ -162,22 +162,18 @@ class OpenL3Frontend:
         self.n_frames = n_stft_frames(input_repr)
         n = np.arange(self.n_fft)
         self.window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / self.n_fft)  # periodic Hann (tf.signal.hann_window)
-        # [n_freq, n_mels] so that spec [.., n_freq] @ fb gives [.., n_mels], as kapre's tensordot.
-        self.filterbank = (
-            mel_filterbank(SAMPLE_RATE, self.n_fft, self.n_mels).T.astype(np.float64) if self.n_mels else None
-        )
-        # The filterbank is 99 % zeros (each bin feeds at most two triangles: 2031 of 262,400 weights
-        # for mel256), so it is applied as a gather of each band's bins and a per-band sum:
-        # equal to the dense product up to summation order (~1e-16), 1.4 ms instead of 2.5 ms a window.
+        # The mel filterbank [n_mels, n_freq] is 99 % zeros (each bin feeds at most two triangles:
+        # 2031 of 262,400 weights for mel256), so it is applied as a gather of each band's bins and
+        # a per-band sum: equal to kapre's dense tensordot up to summation order (~1e-16), 1.4 ms
+        # instead of 2.5 ms a window.
         self._mel_sparse = None
-        if self.filterbank is not None:
-            band, bins = np.nonzero(self.filterbank.T)  # sorted by band
+        if self.n_mels:
+            fb = mel_filterbank(SAMPLE_RATE, self.n_fft, self.n_mels).astype(np.float64)
+            band, bins = np.nonzero(fb)  # sorted by band
             if len(np.unique(band)) != self.n_mels:  # reduceat needs every band to have a bin
                 raise ValueError(f"{input_repr}: a mel band without FFT bins")
             starts = np.flatnonzero(np.r_[True, band[1:] != band[:-1]])
-            self._mel_sparse = (bins, self.filterbank[bins, band][None, :, None], starts)
-        self.n_bins = self.n_mels or self.n_fft // 2 + 1
-        self.params = frontend_params(input_repr)
+            self._mel_sparse = (bins, fb[band, bins][None, :, None], starts)
 
     def magnitude(self, windows: np.ndarray) -> np.ndarray:
         """[B, 48000] -> |STFT| [B, T, n_fft//2 + 1] float64 (tf.signal.stft framing, no centring)."""
@@ -323,7 +319,7 @@ class OpenL3Embedder:
             raise AudioError("OpenL3 got an empty signal")
         if int(sr) <= 0:
             raise AudioError(f"sample rate must be positive, got {sr}")
-        n48 = output_length(len(x), sr, SAMPLE_RATE, RESAMPLER) if sr != SAMPLE_RATE else len(x)
+        n48 = output_length(len(x), sr, SAMPLE_RATE, RESAMPLER)
         if n48 < 1:
             raise AudioError(f"{len(x)} samples are too few to resample from {sr} Hz to {SAMPLE_RATE} Hz")
         if n48 < FRAME_LENGTH:

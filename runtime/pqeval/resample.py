@@ -86,16 +86,21 @@ def _wing(frac: np.ndarray, scale: float, per_zero: int, win: np.ndarray, delta:
 
 
 @functools.lru_cache(maxsize=16)
+def _scaled_table(sr_in: int, sr_out: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(win, delta): the filter table scaled by the ratio when downsampling, and its differences."""
+    ratio = float(sr_out) / sr_in
+    win = half_window(name) * (ratio if ratio < 1 else 1.0)
+    return win, np.diff(win, append=win[-1])
+
+
+@functools.lru_cache(maxsize=16)
 def polyphase_filter(sr_in: int, sr_out: int, name: str = DEFAULT_FILTER) -> tuple[int, int, np.ndarray]:
     """(up, down, taps) such that ``resample_poly(x, up, down, window=taps / up)`` equals resampy."""
     g = gcd(sr_in, sr_out)
     up, down = sr_out // g, sr_in // g
     ratio = float(sr_out) / sr_in
     scale = min(1.0, ratio)
-    win = half_window(name)
-    if ratio < 1:
-        win = ratio * win
-    delta = np.diff(win, append=win[-1])
+    win, delta = _scaled_table(sr_in, sr_out, name)
     per_zero = FILTERS[name].per_zero
     r = np.arange(up)
     frac = scale * (r / up)
@@ -127,17 +132,26 @@ def time_register(start: int, stop: int, sr_in: int, sr_out: int, filter: str = 
     """Times of outputs [start, stop) in input samples, as resampy's float arithmetic gives them.
 
     resampy 0.2 accumulates ``time_register += 1/ratio`` sequentially, so its value at ``start``
-    is found by accumulating from 0 in blocks (O(start) time, bounded memory).
+    is found by accumulating from 0 in blocks of _ACCUMULATE_BLOCK. The sums at block boundaries
+    are kept per rate pair, so walking a long signal range by range costs O(length), not
+    O(length^2); the additions, and so the values, are the same.
     """
     inc = 1.0 / (float(sr_out) / sr_in)
     if filter != "kaiser_best_0.2":
         return np.arange(start, stop) * inc
-    value, t = 0.0, 0
+    marks = _register_marks.setdefault((sr_in, sr_out), [0.0])  # value at k * _ACCUMULATE_BLOCK
+    k = min(start // _ACCUMULATE_BLOCK, len(marks) - 1)
+    value, t = marks[k], k * _ACCUMULATE_BLOCK
     while t < start:  # skip ahead, carrying the running sum exactly
         m = min(_ACCUMULATE_BLOCK, start - t)
         value = float(np.add.accumulate(np.concatenate(([value], np.full(m, inc))))[-1])
         t += m
+        if m == _ACCUMULATE_BLOCK and t // _ACCUMULATE_BLOCK == len(marks):
+            marks.append(value)
     return np.add.accumulate(np.concatenate(([value], np.full(stop - start - 1, inc))))[: stop - start]
+
+
+_register_marks: dict[tuple[int, int], list[float]] = {}
 
 
 def _needs_flip_fix(sr_in: int, sr_out: int, filter: str) -> bool:
@@ -173,8 +187,7 @@ def _direct(xs: np.ndarray, offset: int, n_in: int, tr: np.ndarray, sr_in: int, 
     ratio = float(sr_out) / sr_in
     scale = min(1.0, ratio)
     per_zero = FILTERS[filter].per_zero
-    win = half_window(filter) * (ratio if ratio < 1 else 1.0)
-    delta = np.diff(win, append=win[-1])
+    win, delta = _scaled_table(sr_in, sr_out, filter)
     step = int(scale * per_zero)
     n = tr.astype(np.int64)
     frac = scale * (tr - n)

@@ -150,12 +150,13 @@ class Scorer:
     def score(self, clean: Audio, degraded: Audio, clean_id: str | None = None) -> PairScore:
         """Score one pair; ``clean_id`` (e.g. a content hash) enables the clean-embedding cache.
 
-        Embeddings stream lazily read signals window batch by window batch; the classic metrics
-        need whole signals, which are read once, when the first of them runs.
+        Lazily read signals stay lazy when only embeddings are asked for (read window batch by
+        window batch); the classic metrics need whole signals, so with any of them both signals
+        are read once, up front, and every metric uses those arrays.
         """
         ref, deg, sr, notes = align(clean, degraded, self.options.length)
-        n = len(ref)
-        whole: list[np.ndarray] = []
+        if any(m not in EMBEDDING_METRICS for m in self.options.metrics):
+            ref, deg = np.asarray(ref), np.asarray(deg)
         results: dict[str, MetricResult] = {}
         for m in self.options.metrics:
             with warnings.catch_warnings(record=True) as caught:
@@ -163,11 +164,9 @@ class Scorer:
                 if m in EMBEDDING_METRICS:
                     results[m] = self._similarity(m, ref, deg, sr, clean_id)
                 else:
-                    if not whole:
-                        whole += [np.asarray(ref), np.asarray(deg)]
-                    results[m] = self._classic(m, whole[0], whole[1], sr)
+                    results[m] = self._classic(m, ref, deg, sr)
             notes += [f"{m}: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
-        return PairScore(clean.path, degraded.path, sr, n / sr, results, notes)
+        return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes)
 
     def _similarity(self, m: str, ref, deg, sr: int, clean_id: str | None) -> MetricResult:
         try:

@@ -151,7 +151,7 @@ class VGGishEmbedder:
         """
         fe = self.frontend
         x = as_signal(audio)  # an array, or LazySamples read batch by batch
-        n16 = len(x) if sr == SAMPLE_RATE else output_length(len(x), sr, SAMPLE_RATE, fe.resampler)
+        n16 = output_length(len(x), sr, SAMPLE_RATE, fe.resampler)
         if n16 < fe.min_samples:
             raise AudioError(
                 f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least 0.975 s"
@@ -164,7 +164,7 @@ class VGGishEmbedder:
                 count = min(self.batch_size, n_examples - first)
                 lo = first * example_samples
                 hi = lo + (count * fe.example_frames - 1) * fe.hop_length + fe.window_length
-                block = x[lo:hi] if sr == SAMPLE_RATE else resample_range(x, sr, SAMPLE_RATE, lo, hi, fe.resampler)
+                block = resample_range(x, sr, SAMPLE_RATE, lo, hi, fe.resampler)  # a plain slice at 16 kHz
                 log_mel = fe.log_mel(block)  # exactly count × 96 frames
                 parts.append(self.run_examples(_frame(log_mel, fe.example_frames, fe.example_frames)))
         frames = np.concatenate(parts)
