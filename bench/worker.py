@@ -115,7 +115,8 @@ def _record_verification(models: Path) -> dict:
     steady state, where an unchanged file is checked by its stat (pqeval/session.py)."""
     import os
 
-    from pqeval.session import RACY_SECONDS, OnnxModel
+    from pqeval.integrity import RACY_SECONDS
+    from pqeval.session import OnnxModel
 
     newest = max((f.stat().st_mtime for f in models.iterdir()), default=0.0)
     time.sleep(max(0.0, newest + RACY_SECONDS + 0.1 - time.time()))  # files this fresh are not recorded

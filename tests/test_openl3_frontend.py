@@ -294,14 +294,15 @@ def test_48k_input_is_not_resampled(stub_model):
     np.testing.assert_allclose(e.frames, want, rtol=1e-5, atol=1e-4)
 
 
-def test_sub_second_clip_is_padded_with_a_warning(stub_model):
+def test_sub_second_clip_is_padded_with_a_note(stub_model):
     x = np.random.default_rng(5).standard_normal(8000) * 0.1  # 0.5 s at 16 kHz
-    with pytest.warns(UserWarning, match="shorter than OpenL3's 1 s window"):
-        e = OpenL3Embedder(stub_model, hop=0.1).embed(x, 16000)
-    assert len(e.frames) == num_windows(24000, 0.1) == 1
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        OpenL3Embedder(stub_model, hop=0.5).embed(np.zeros(16000) + 0.01, 16000)  # exactly 1 s: no warning
+        warnings.simplefilter("error")  # notes are data, never Python warnings
+        e = OpenL3Embedder(stub_model, hop=0.1).embed(x, 16000)
+        assert len(e.frames) == num_windows(24000, 0.1) == 1
+        assert len(e.notes) == 1 and "shorter than OpenL3's 1 s window" in e.notes[0]
+        exact = OpenL3Embedder(stub_model, hop=0.5).embed(np.zeros(16000) + 0.01, 16000)
+    assert exact.notes == ()  # exactly 1 s: no note
 
 
 def test_bad_inputs_are_refused(stub_model):

@@ -76,15 +76,15 @@ def test_external_data_is_checked(models_dir, tmp_path):
 
 def _copy_counting_hashes(models_dir, tmp_path, monkeypatch, racy_seconds: float):
     """A private copy of VGGish, a private verification record, and a list of every file hashed."""
-    import pqeval.session as session
+    import pqeval.integrity as integrity
 
     monkeypatch.setenv("PQEVAL_VERIFY_CACHE", str(tmp_path / "verified.json"))
-    monkeypatch.setattr(session, "RACY_SECONDS", racy_seconds)
+    monkeypatch.setattr(integrity, "RACY_SECONDS", racy_seconds)
     (tmp_path / "m").mkdir()
     path = _copy(models_dir, tmp_path / "m")
     calls = []
-    real = session.sha256_file
-    monkeypatch.setattr(session, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = integrity.sha256_file
+    monkeypatch.setattr(integrity, "sha256_file", lambda p: calls.append(p) or real(p))
     return path, calls
 
 

@@ -32,7 +32,7 @@ def write_onnx(model_proto, path: str | os.PathLike, metadata: dict[str, str], e
     if external_data:
         import onnx
 
-        from pqeval.session import sha256_file
+        from pqeval.integrity import sha256_file
 
         data_path = path.with_name(path.name + ".data")
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-") as tmp:

@@ -202,7 +202,7 @@ def quantize_openl3_qdq(src: Path, dst: Path, calib_files: list[Path], n_windows
 
 def audio_files(audio_dir: str | Path) -> list[Path]:
     """The recordings in ``audio_dir`` (sorted, as ``pqeval batch`` finds them); UsageError if none."""
-    from pqeval.batch import audio_files as recordings
+    from pqeval.audio import audio_files as recordings
 
     d = Path(audio_dir)
     files = recordings(d)

@@ -51,7 +51,7 @@ from pqeval.openl3 import (
     frontend_params,
 )
 
-from pqeval.session import sha256_file
+from pqeval.integrity import sha256_file
 
 from .common import versions, write_onnx
 

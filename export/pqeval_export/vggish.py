@@ -44,7 +44,7 @@ def hash_prefix(path: str | Path) -> str | None:
 
 def verify_file(path: str | Path) -> str:
     """Return the file's sha256; ModelError if missing or if it contradicts the prefix in its name."""
-    from pqeval.session import sha256_file
+    from pqeval.integrity import sha256_file
 
     path = Path(path)
     if not path.is_file():
@@ -165,7 +165,7 @@ def make_seeded_weights(seed: int, dest_dir: str | Path) -> tuple[Path, Path]:
     """
     import torch
     import torchvggish.torchvggish as tv
-    from pqeval.session import sha256_file
+    from pqeval.integrity import sha256_file
 
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)

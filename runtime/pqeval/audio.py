@@ -22,6 +22,8 @@ import soundfile as sf
 
 from .errors import AudioError
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
+
 
 class LazySamples:
     """A mono float64 signal of known length read on demand: ``len(x)``, ``x[lo:hi]`` -> ndarray.
@@ -234,3 +236,8 @@ def from_array(samples: np.ndarray, sr: int, name: str = "<array>") -> Audio:
         raise AudioError(f"{name}: expected a 1-D or (samples, channels) array, got shape {x.shape}")
     check_samples(x, int(sr), name)
     return Audio(to_mono(x), int(sr), 1 if x.ndim == 1 else x.shape[1], name)
+
+
+def audio_files(d: Path) -> list[Path]:
+    """The audio files directly in folder ``d`` (by extension, :data:`AUDIO_EXTENSIONS`), sorted."""
+    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)

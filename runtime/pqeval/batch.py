@@ -1,10 +1,6 @@
-"""Scoring many pairs: pairing, a clean-embedding cache, resumable atomic CSV/JSON output.
+"""Scoring many pairs: pairing, a clean-embedding cache, resumable atomic CSV output.
 
-One row per pair. Columns: ``clean``, ``degraded``, then per metric ``m`` its value (empty when
-NaN) and ``m_reason``; embedding metrics add ``m_min`` and ``m_weights`` (provenance, so a seeded
-model's numbers can never pass for OpenL3/VGGish); then ``notes``, ``error`` (why a whole pair
-failed), ``clean_sha256``, ``degraded_sha256`` and ``settings``. Extra columns given by the caller
-(the study's ``file``, ``content``, ``degradation``, ``level``) come first.
+One row per pair, in the results-table schema of :mod:`pqeval.results`.
 
 Resume: rows already in the output whose file hashes and settings match are kept, not
 recomputed. The output is rewritten atomically at most every 2 s (not after every pair: that
@@ -15,9 +11,6 @@ already had stay in it until superseded, so an interrupted resume never loses ea
 from __future__ import annotations
 
 import csv
-import io
-import json
-import math
 import os
 import time
 from collections import OrderedDict
@@ -26,12 +19,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .atomic import atomic_write_text
-from .audio import Audio, open_audio
+from .audio import Audio, audio_files, open_audio
 from .errors import PqevalError, UsageError
-from .scoring import EMBEDDING_METRICS, PairScore, Scorer, ScoreOptions
-from .session import sha256_file as file_sha256
+from .results import columns, pair_row, read_rows, to_csv
+from .scoring import Scorer, ScoreOptions
+from .integrity import sha256_file as file_sha256
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 
 
 @dataclass
@@ -39,58 +32,6 @@ class Pair:
     clean: Path
     degraded: Path
     extra: dict = field(default_factory=dict)
-
-
-def columns(metrics: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
-    """CSV header for these metrics (see the module docstring)."""
-    cols = list(extra) + ["clean", "degraded"]
-    for m in metrics:
-        cols += [m, f"{m}_reason"]
-        if m in EMBEDDING_METRICS:
-            cols += [f"{m}_min", f"{m}_weights"]
-    return cols + ["notes", "error", "clean_sha256", "degraded_sha256", "settings"]
-
-
-def _num(v: float | None) -> str:
-    return "" if v is None or math.isnan(v) else repr(float(v))
-
-
-def pair_row(pair: Pair, result: PairScore | None, metrics: Iterable[str], error: str = "") -> dict:
-    """One CSV row: a scored pair, or a failed one (all metrics empty, ``error`` set)."""
-    row = {**pair.extra, "clean": str(pair.clean), "degraded": str(pair.degraded)}
-    for m in metrics:
-        r = result.metrics.get(m) if result else None
-        row[m] = _num(r.value) if r else ""
-        row[f"{m}_reason"] = (r.reason or "") if r else error
-        if m in EMBEDDING_METRICS:
-            row[f"{m}_min"] = _num(r.details.get("min")) if r else ""
-            row[f"{m}_weights"] = r.details.get("weights", "") if r else ""
-    row["notes"] = "; ".join(result.notes) if result else ""
-    row["error"] = error
-    return row
-
-
-def to_csv(rows: list[dict], cols: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def read_rows(path: str | os.PathLike) -> list[dict]:
-    """Rows of an earlier output (empty if it does not exist or cannot be parsed)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
-
-
-def settings_key(options: ScoreOptions) -> str:
-    """What changes the numbers, as one string (the resume key together with the file hashes)."""
-    o = options
-    return f"metrics={','.join(o.metrics)};length={o.length};vggish={o.vggish_model}:{o.vggish_output};openl3={o.openl3_model}@{o.openl3_hop}"
 
 
 def pairs_from_csv(path: str | os.PathLike) -> list[Pair]:
@@ -110,10 +51,6 @@ def pairs_from_csv(path: str | os.PathLike) -> list[Pair]:
         Pair(base / r["clean"], base / r["degraded"], {c: r.get(c, "") for c in extra_cols})
         for r in rows
     ]
-
-
-def audio_files(d: Path) -> list[Path]:
-    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 def pairs_from_dirs(clean_dir: str | os.PathLike, degraded_dir: str | os.PathLike) -> list[Pair]:
@@ -185,7 +122,7 @@ def run_batch(
     """
     options = options or ScoreOptions()
     out = Path(out)
-    settings = settings_key(options)
+    settings = options.key()
     extra_columns = list(extra_columns)
     cols = columns(options.metrics, extra_columns)
     previous = read_rows(out)
@@ -221,6 +158,7 @@ def run_batch(
         last_flush = time.monotonic()
 
     scored = reused = failed = 0
+    scorer.check_models()  # a model the caller requires is missing: stop before any row
     flush()  # fail early on an unwritable output
     completed = False
     try:
@@ -255,17 +193,3 @@ def run_batch(
             pending.clear()  # a finished run's file holds exactly its own rows
         flush()
     return BatchResult(rows, scored, reused, failed)
-
-
-def rows_json(rows: list[dict], metrics: Iterable[str]) -> str:
-    """The rows as JSON, numbers as numbers and NaN as null."""
-    metrics = list(metrics)
-    out = []
-    for r in rows:
-        d = dict(r)
-        for m in metrics:
-            for k in (m, f"{m}_min"):
-                if k in d:
-                    d[k] = float(d[k]) if d[k] not in ("", None) else None
-        out.append(d)
-    return json.dumps(out, indent=2)

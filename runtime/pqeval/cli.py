@@ -136,13 +136,8 @@ def score(
     from .scoring import Scorer
 
     opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model)
-    explicit = set(m.strip() for m in model.split(",")) if model else set()
     c, d = open_audio(clean), open_audio(degraded)  # read from disk window batch by batch
     result = Scorer(opts).score(c, d)
-    for name in explicit:  # a model asked for by name must exist
-        m = result.metrics.get(name)
-        if m is not None and not m.ok and m.reason and "not installed" in m.reason:
-            raise PqevalError(m.reason)
     if as_json:
         print(json.dumps(result.as_dict(), indent=2, allow_nan=False))
     else:
@@ -199,7 +194,8 @@ def _score_options(metrics, model, hop, openl3_model, vggish_output, length, thr
     if hop <= 0:
         raise UsageError(f"--hop must be positive, got {hop}")
     return ScoreOptions(metrics=_parse_metrics(metrics, model), length=length, vggish_output=vggish_output, vggish_model=vggish_model,
-                        openl3_model=openl3_model, openl3_hop=hop, threads=threads)
+                        openl3_model=openl3_model, openl3_hop=hop, threads=threads,
+                        require_models=_parse_models(model) if model else ())
 
 
 class _Progress:
@@ -255,7 +251,8 @@ def batch(
         pqeval batch pairs.csv --out results.csv
         pqeval batch clean/ degraded/ --out results.csv --model vggish --json
     """
-    from .batch import pairs_from_csv, pairs_from_dirs, rows_json, run_batch
+    from .batch import pairs_from_csv, pairs_from_dirs, run_batch
+    from .results import rows_json
 
     opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model)
     if len(sources) == 1:
@@ -331,8 +328,8 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     from rich.console import Console
     from rich.table import Table
 
-    from .embedding import is_seeded, weights_note
     from .errors import ModelError
+    from .provenance import Provenance
     from .session import installed_models, search_dirs
 
     rows = []
@@ -348,8 +345,8 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         rows.append({
             "key": m.key, "path": str(m.path),
             "size_mb": round((m.path.stat().st_size + ext_size) / 1e6, 1),
-            "weights": weights, "perceptual": not is_seeded(weights),
-            "note": weights_note(weights), "variant": meta.get("pqeval.variant", ""),
+            "weights": weights, "perceptual": Provenance.parse(weights).perceptual,
+            "note": Provenance.parse(weights).note, "variant": meta.get("pqeval.variant", ""),
             "verify": verify, "status": status,
         })
     if as_json:
@@ -456,13 +453,12 @@ def _export_compact(path: Path, kind: str, audio: Optional[Path]) -> None:
 
 
 def _report_export(path: Path) -> None:
-    from .embedding import weights_note
     from .session import OnnxModel
 
     m = OnnxModel(path)
     print(f"wrote {path} (weights {m.weights})")
-    if weights_note(m.weights):
-        print(f"note: {weights_note(m.weights)}")
+    if m.provenance.note:
+        print(f"note: {m.provenance.note}")
 
 
 @app.command("bench")

@@ -27,7 +27,6 @@ of windows and memory stays bounded by ``batch_size`` however long the clip is.
 from __future__ import annotations
 
 import json
-import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -310,7 +309,8 @@ class OpenL3Embedder:
     def embed(self, audio: np.ndarray, sr: int) -> Embedding:
         """Mono float signal at ``sr`` Hz -> Embedding with frames [N, D] float32, times N × hop (s).
 
-        Clips under 1 s (at 48 kHz) are zero-padded to one window, with a warning, as openl3 does.
+        Clips under 1 s (at 48 kHz) are zero-padded to one window, as openl3 does, and say so in
+        ``Embedding.notes``.
         """
         x = as_signal(audio)  # an array, or LazySamples read batch by batch
         if x.ndim != 1:
@@ -322,13 +322,10 @@ class OpenL3Embedder:
         n48 = output_length(len(x), sr, SAMPLE_RATE, RESAMPLER)
         if n48 < 1:
             raise AudioError(f"{len(x)} samples are too few to resample from {sr} Hz to {SAMPLE_RATE} Hz")
+        notes: tuple[str, ...] = ()
         if n48 < FRAME_LENGTH:
-            warnings.warn(
-                f"clip is {n48 / SAMPLE_RATE:.3f} s, shorter than OpenL3's 1 s window: "
-                "zero-padded to one window, as openl3 does",
-                UserWarning,
-                stacklevel=2,
-            )
+            notes = (f"clip is {n48 / SAMPLE_RATE:.3f} s, shorter than OpenL3's 1 s window: "
+                     "zero-padded to one window, as openl3 does",)
         n = num_windows(n48, self.hop, self.center)
         parts = []
         with blas_single_thread():  # numpy between ORT runs must not fight ORT's threads (threads.py)
@@ -340,4 +337,4 @@ class OpenL3Embedder:
                 parts.append(self.run_windows(cut_windows(block, first, count, self.hop, self.center, base=a, total=n48)))
         frames = np.concatenate(parts).astype(np.float32, copy=False)
         key = getattr(self.model, "key", self.name)
-        return Embedding(frames, window_times(n, self.hop), key, self.model.weights)
+        return Embedding(frames, window_times(n, self.hop), key, self.model.weights, notes)

@@ -29,7 +29,7 @@ from typing import IO, Callable, Iterable, Sequence
 import numpy as np
 
 from .atomic import atomic_open
-from .embedding import weights_note
+from .provenance import Provenance
 from .errors import UsageError
 
 # Metric names (mirror pqeval.scoring, kept here so the report needs neither soundfile nor ORT).
@@ -335,7 +335,7 @@ def correlations(study: _Study) -> list[Correlation]:
     for content in [OVERALL, *study.contents]:
         group = study.rows if content == OVERALL else [r for r in study.rows if r.content == content]
         for nm in study.neural:
-            note = "; ".join(dict.fromkeys(weights_note(w) for w in study.provenance[nm] if w and weights_note(w)))
+            note = "; ".join(dict.fromkeys(Provenance.parse(w).note for w in study.provenance[nm] if w and Provenance.parse(w).note))
             note = note or study.caveats[nm]
             for cm in study.classic:
                 n, r, rp, rho, sp, reason = correlate([g.values[nm] for g in group], [g.values[cm] for g in group])
@@ -646,7 +646,7 @@ def _provenance_warning(study: _Study) -> list[str]:
     for m in flagged:
         for w in study.provenance[m]:
             if _weights_kind(w) != "pretrained":
-                note = weights_note(w) if w else "weights provenance not recorded in the table"
+                note = Provenance.parse(w).note if w else "weights provenance not recorded in the table"
                 lines.append(f"`{m}` (`{w or 'no provenance'}`): {note}")
     return lines
 

@@ -8,44 +8,104 @@ unusable input files raise (AudioError).
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
+import importlib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, MutableMapping
 
 import numpy as np
 
 from .audio import Audio, LazySamples, head
+from .content import content_of
 from .embedding import Embedding
 from .errors import AudioError, PqevalError, UsageError
 from .metrics import MetricResult, failed, pesq_score, stoi_score
+from .registry import (
+    ALL_METRICS,
+    DEFAULT_HOP,
+    DEFAULT_METRICS,
+    EMBEDDING_METRICS,
+    FAMILIES,
+    OPENL3,
+    SPEECH_METRICS,
+    VGGISH,
+    check_names,
+)
 from .resample import resampled
 from .similarity import embedding_similarity
 
-EMBEDDING_METRICS = ("vggish", "openl3")
-CLASSIC_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi")
-ALL_METRICS = EMBEDDING_METRICS + CLASSIC_METRICS
-DEFAULT_METRICS = ("vggish", "openl3", "pesq_wb", "stoi", "estoi")
-OPENL3_DEFAULT_KEY = "openl3-mel256-music-512"
 LENGTH_POLICIES = ("trim", "error")
+VGGISH_OUTPUTS = ("postprocessed", "embedding", "embedding_raw")
 
 
-@dataclass
+def _family(name: str, arg: str | None = None) -> dict[str, Any]:
+    """Field metadata: the option belongs to embedding family ``name``; ``arg`` is the embedder's
+    keyword it feeds (None: the model key)."""
+    return {"family": name, "arg": arg}
+
+
+_RUN_ONLY = {"changes_numbers": False}
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScoreOptions:
-    """Settings that change the numbers (and so key any cache)."""
+    """Everything that decides the numbers of a score, frozen; build it from keywords.
+
+    metrics: from :data:`pqeval.registry.ALL_METRICS`; length: "trim" (compare the common part,
+    reported) or "error" when the two files differ in length; ``<family>_model``: the model key
+    scored for that embedding family; the other ``<family>_<arg>`` fields are the embedder's
+    keyword arguments (VGGish ``output``, OpenL3 ``hop`` in seconds). ``threads`` and
+    ``require_models`` do not change numbers: :meth:`key` leaves them out.
+    ``require_models``: embedding families whose missing model is an error (ModelError) rather
+    than a NaN with a reason (the CLI sets it for models the user named).
+    """
 
     metrics: tuple[str, ...] = DEFAULT_METRICS
     length: str = "trim"
-    vggish_output: str = "postprocessed"
-    vggish_model: str = "vggish"
-    openl3_model: str = OPENL3_DEFAULT_KEY
-    openl3_hop: float = 0.5
-    threads: int | None = None
+    vggish_model: str = field(default=VGGISH.default_key, metadata=_family("vggish"))
+    vggish_output: str = field(default="postprocessed", metadata=_family("vggish", "output"))
+    openl3_model: str = field(default=OPENL3.default_key, metadata=_family("openl3"))
+    openl3_hop: float = field(default=DEFAULT_HOP, metadata=_family("openl3", "hop"))
+    threads: int | None = field(default=None, metadata=_RUN_ONLY)
+    require_models: tuple[str, ...] = field(default=(), metadata=_RUN_ONLY)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.metrics if m not in ALL_METRICS]
-        if unknown:
-            raise UsageError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(ALL_METRICS)}")
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "require_models", tuple(self.require_models))
+        check_names(self.metrics, ALL_METRICS, "metric")
+        check_names(self.require_models, EMBEDDING_METRICS, "model")
+        if not self.metrics:
+            raise UsageError("no metric chosen")
         if self.length not in LENGTH_POLICIES:
-            raise UsageError(f"length policy must be one of {LENGTH_POLICIES}, got {self.length!r}")
+            raise UsageError(f"length policy must be one of {', '.join(LENGTH_POLICIES)}, got {self.length!r}")
+        if self.vggish_output not in VGGISH_OUTPUTS:
+            raise UsageError(f"VGGish output must be one of {', '.join(VGGISH_OUTPUTS)}, got {self.vggish_output!r}")
+        if not self.openl3_hop > 0:
+            raise UsageError(f"the OpenL3 hop must be a positive number of seconds, got {self.openl3_hop}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads must be at least 1, got {self.threads}")
+
+    def key(self) -> str:
+        """Every field that changes the numbers as one string: the resume key of batch rows."""
+        parts = []
+        for f in fields(self):
+            if f.metadata.get("changes_numbers", True):
+                v = getattr(self, f.name)
+                parts.append(f"{f.name}={','.join(v) if isinstance(v, tuple) else v}")
+        return ";".join(parts)
+
+    def family_key(self, name: str) -> str:
+        """The fields that change embedding family ``name``'s frames (its cache key)."""
+        return ";".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.metadata.get("family") == name)
+
+    def model_key(self, name: str) -> str:
+        """The model key scored for embedding family ``name``."""
+        return str(getattr(self, f"{name}_model"))
+
+    def embedder_args(self, name: str) -> dict[str, Any]:
+        """Keyword arguments of family ``name``'s embedder (e.g. ``{"hop": 0.5}``)."""
+        return {f.metadata["arg"]: getattr(self, f.name) for f in fields(self)
+                if f.metadata.get("family") == name and f.metadata.get("arg")}
 
 
 @dataclass
@@ -113,36 +173,33 @@ class Scorer:
     clean reference shared by many pairs is embedded once.
     """
 
-    def __init__(self, options: ScoreOptions | None = None, cache: dict | None = None) -> None:
+    def __init__(self, options: ScoreOptions | None = None, cache: MutableMapping | None = None) -> None:
         self.options = options or ScoreOptions()
         self.cache = cache
-        self._embedders: dict[str, object] = {}
+        self._embedders: dict[str, Any] = {}
 
-    def embedder(self, name: str):
-        """The embedder for "vggish" or "openl3" (raises ModelError if its model is not installed)."""
+    def embedder(self, name: str) -> Any:
+        """The embedder of family ``name`` (raises ModelError if its model is not installed)."""
         if name not in self._embedders:
             from .session import open_model
 
             o = self.options
-            if name == "vggish":
-                from .vggish import VGGishEmbedder
-
-                self._embedders[name] = VGGishEmbedder(open_model(o.vggish_model, o.threads), output=o.vggish_output)
-            else:
-                from .openl3 import OpenL3Embedder
-
-                self._embedders[name] = OpenL3Embedder(open_model(o.openl3_model, o.threads), hop=o.openl3_hop)
+            module, cls = FAMILIES[name].embedder.split(":")
+            factory = getattr(importlib.import_module(module), cls)
+            self._embedders[name] = factory(open_model(o.model_key(name), o.threads), **o.embedder_args(name))
         return self._embedders[name]
 
-    def settings_key(self, name: str) -> str:
-        o = self.options
-        return f"{o.vggish_model}:{o.vggish_output}" if name == "vggish" else f"{o.openl3_model}:hop={o.openl3_hop}"
+    def check_models(self) -> None:
+        """Raise ModelError now for a required model (``options.require_models``) that is missing."""
+        for name in self.options.require_models:
+            if name in self.options.metrics:
+                self.embedder(name)
 
     def _embed(self, name: str, x: np.ndarray | LazySamples, sr: int, ident: str | None) -> Embedding:
         emb = self.embedder(name)
         if self.cache is None or ident is None:
             return emb.embed(x, sr)
-        key = (name, self.settings_key(name), emb.model.sidecar.get("sha256"), ident, len(x), sr)
+        key = (name, self.options.family_key(name), emb.model.sidecar.get("sha256"), ident, len(x), sr)
         if key not in self.cache:
             self.cache[key] = emb.embed(x, sr)
         return self.cache[key]
@@ -154,27 +211,31 @@ class Scorer:
         window batch); the classic metrics need whole signals, so with any of them both signals
         are read once, up front, and every metric uses those arrays.
         """
+        self.check_models()
         ref, deg, sr, notes = align(clean, degraded, self.options.length)
         if any(m not in EMBEDDING_METRICS for m in self.options.metrics):
             ref, deg = np.asarray(ref), np.asarray(deg)
         results: dict[str, MetricResult] = {}
         for m in self.options.metrics:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if m in EMBEDDING_METRICS:
-                    results[m] = self._similarity(m, ref, deg, sr, clean_id)
-                else:
-                    results[m] = self._classic(m, ref, deg, sr)
-            notes += [f"{m}: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
+            if m in EMBEDDING_METRICS:
+                results[m], emb_notes = self._similarity(m, ref, deg, sr, clean_id)
+                notes += [f"{m}: {n}" for n in emb_notes]
+            else:
+                results[m] = self._classic(m, ref, deg, sr)
+        speech = [m for m in self.options.metrics if m in SPEECH_METRICS and results[m].ok]
+        if speech and content_of(Path(clean.path).stem) == "music":
+            notes.append(f"{', '.join(speech)}: speech measures, computed here on content named as music")
         return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes)
 
-    def _similarity(self, m: str, ref, deg, sr: int, clean_id: str | None) -> MetricResult:
+    def _similarity(self, m: str, ref, deg, sr: int, clean_id: str | None) -> tuple[MetricResult, list[str]]:
         try:
             a = self._embed(m, ref, sr, clean_id)
             b = self._embed(m, deg, sr, None)
         except PqevalError as e:
-            return failed(m, str(e))
-        return embedding_similarity(a, b)
+            if m in self.options.require_models and not isinstance(e, AudioError):
+                raise
+            return failed(m, str(e)), []
+        return embedding_similarity(a, b), list(dict.fromkeys(a.notes + b.notes))
 
     @staticmethod
     def _classic(m: str, ref: np.ndarray, deg: np.ndarray, sr: int) -> MetricResult:

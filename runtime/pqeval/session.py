@@ -1,41 +1,34 @@
 """The one place that finds model files and creates ONNX Runtime sessions (lazily).
 
-Lookup order for ``models/<key>.onnx``: the directories in ``$PQEVAL_MODELS`` (os.pathsep-
-separated), then the checkout's ``models/``, then the user cache ``$XDG_CACHE_HOME/pqeval/models``
-(default ``~/.cache/pqeval/models``). Each exported model has a sidecar ``<key>.onnx.json``
-holding its metadata and sha256; the file is checked against it before a session is made.
-
-Hashing VGGish's 289 MB of weights takes ~0.2 s, a fifth of a cold ``pqeval score``. A file
-whose stat (size, mtime, ctime, inode, device) is unchanged since it last hashed correctly is
-not hashed again: the stat is recorded in ``$XDG_CACHE_HOME/pqeval/verified.json`` (or
-``$PQEVAL_VERIFY_CACHE``; ``off`` hashes every time). Any write to the file changes its ctime,
-which no user can set; a file changed within 2 s of its verification is never recorded (git's
-"racily clean" rule, for filesystems with coarse timestamps).
+Lookup order for ``<key>.onnx``: the directories in ``$PQEVAL_MODELS`` (os.pathsep-separated),
+then the checkout's ``models/``, then the user cache ``$XDG_CACHE_HOME/pqeval/models`` (default
+``~/.cache/pqeval/models``). Each exported model has a sidecar ``<key>.onnx.json`` holding its
+metadata and sha256; the file is checked against it (:mod:`pqeval.integrity`) before a session
+is made.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
-import time
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from . import integrity
 from .errors import ModelError
+from .provenance import Provenance
+from .registry import export_hint
 
 CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"
 WEIGHTS_KEY = "pqeval.weights"
-_HASH_CHUNK = 1 << 22
-RACY_SECONDS = 2.0
 
 
 def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pqeval" / "models"
+    """``$XDG_CACHE_HOME/pqeval/models``: exported and installed models of this user."""
+    return integrity.user_cache_dir() / "models"
 
 
 def search_dirs() -> list[Path]:
@@ -44,78 +37,21 @@ def search_dirs() -> list[Path]:
     return env + [CHECKOUT_MODELS, user_cache_dir()]
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _verify_cache() -> Path | None:
-    env = os.environ.get("PQEVAL_VERIFY_CACHE")
-    if env == "off":
-        return None
-    return Path(env) if env else user_cache_dir().parent / "verified.json"
-
-
-def _stat_key(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
-def has_sha256(path: str | os.PathLike, want: str) -> bool:
-    """Whether the file's sha256 is ``want``; skips hashing a file unchanged since it last matched."""
-    from .atomic import atomic_write_text
-
-    path = Path(path).resolve()
-    cache_file = _verify_cache()
-    stat = _stat_key(path)
-    entries: dict = {}
-    if cache_file is not None:
-        try:
-            entries = json.loads(cache_file.read_text())
-        except (OSError, ValueError):
-            entries = {}
-        if not isinstance(entries, dict):  # not ours, or damaged: start a new record
-            entries = {}
-        if entries.get(str(path)) == {"stat": stat, "sha256": want}:
-            return True
-    if sha256_file(path) != want:
-        return False
-    racy = max(stat[1], stat[2]) > time.time_ns() - int(RACY_SECONDS * 1e9)
-    if cache_file is not None and not racy and _stat_key(path) == stat:
-        entries = {k: v for k, v in entries.items() if os.path.exists(k)}
-        entries[str(path)] = {"stat": stat, "sha256": want}
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cache_file, json.dumps(entries, indent=1))
-        except OSError:
-            pass  # a read-only cache only costs the hashing next time
-    return True
-
-
 def find_model(key: str) -> Path:
     """Path of ``<key>.onnx`` in the first search directory that has it, else ModelError."""
     for d in search_dirs():
         p = d / f"{key}.onnx"
         if p.is_file():
             return p
-    parts = key.split("-")
-    if key == "vggish":
-        hint = "pqeval export vggish --weights DIR"
-    elif parts[0] == "openl3" and len(parts) == 4:
-        hint = f"pqeval export openl3 --input-repr {parts[1]} --content-type {parts[2]} --embedding-size {parts[3]} --weights FILE"
-    else:
-        hint = f"pqeval export {parts[0]} --weights FILE"
     raise ModelError(
         f"model '{key}' is not installed (looked for {key}.onnx in "
-        f"{', '.join(str(d) for d in search_dirs())}); get it with `{hint}` "
+        f"{', '.join(str(d) for d in search_dirs())}); get it with `{export_hint(key)}` "
         f"(or `--seeded 0` for a test model that is not perceptual)"
     )
 
 
 def default_threads() -> int:
+    """ONNX Runtime intra-op threads unless told: ``$PQEVAL_THREADS``, else every core."""
     return int(os.environ.get("PQEVAL_THREADS", 0)) or (os.cpu_count() or 1)
 
 
@@ -147,7 +83,12 @@ class OnnxModel:
 
     @property
     def weights(self) -> str:
+        """The recorded weight source (``pretrained:…``, ``seeded:<seed>``, ``custom:…``)."""
         return self.metadata.get(WEIGHTS_KEY, "unknown")
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance.parse(self.weights)
 
     def check_integrity(self) -> None:
         """Refuse a file whose size or sha256 differs from what the export recorded."""
@@ -155,14 +96,14 @@ class OnnxModel:
         size = self.path.stat().st_size
         if want is None:
             raise ModelError(f"{self.path}: provenance file records no sha256; re-export the model")
-        if size != self.sidecar.get("size", size) or not has_sha256(self.path, want):
+        if size != self.sidecar.get("size", size) or not integrity.has_sha256(self.path, want):
             raise ModelError(
                 f"{self.path}: file does not match its recorded sha256 (truncated or modified); re-export it"
             )
         ext = self.sidecar.get("external_data")  # weights stored beside the graph (VGGish)
         if ext:
             data = self.path.with_name(ext["file"])
-            if not data.is_file() or data.stat().st_size != ext.get("size") or not has_sha256(data, ext.get("sha256")):
+            if not data.is_file() or data.stat().st_size != ext.get("size") or not integrity.has_sha256(data, ext.get("sha256")):
                 raise ModelError(f"{data}: external weights missing or not matching their recorded sha256; re-export")
 
     @property

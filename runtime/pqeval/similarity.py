@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .embedding import Embedding, weights_note
+from .embedding import Embedding
 from .metrics import MetricResult, failed
 
 
@@ -23,9 +23,10 @@ def cosine_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def embedding_similarity(clean: Embedding, degraded: Embedding) -> MetricResult:
     """Mean cosine over the frames both clips have; details hold min, per-frame values and times."""
     n = min(len(clean.frames), len(degraded.frames))
-    details = {"weights": clean.weights, "perceptual": not clean.seeded}
-    if clean.seeded:
-        details["note"] = weights_note(clean.weights)
+    prov = clean.provenance
+    details: dict = {"weights": clean.weights, "perceptual": prov.perceptual}
+    if prov.note:
+        details["note"] = prov.note
     if n == 0:
         r = failed(clean.model, "no embedding frames")
         r.details = details

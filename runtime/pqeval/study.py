@@ -26,11 +26,12 @@ import soundfile as sf
 from . import degrade as dg
 from .audio import load_audio
 from .atomic import atomic_write_audio, atomic_write_text
-from .batch import Pair, audio_files, run_batch
+from .audio import audio_files
+from .batch import Pair, run_batch
 from .errors import PqevalError, UsageError
 from .resample import resample
 from .scoring import ScoreOptions
-from .session import sha256_file
+from .integrity import sha256_file
 
 CONTENT_TYPES = ("speech", "music", "env")
 STUDY_COLUMNS = ("file", "content", "degradation", "level")

@@ -1,0 +1,194 @@
+"""The one list of what pqeval can score with: embedding families, their model variants, metrics.
+
+Adding a model means adding an entry here (and its embedder module); the CLI's choices, the
+missing-model hint, ``pqeval bench``, scoring and the report read these descriptions.
+
+A *family* is a metric name the user picks (``vggish``, ``openl3``); a *model* is one exported
+file of that family, named by its key (``vggish``, ``openl3-mel256-music-512``, and compact
+variants ``<key>-<kind>`` such as ``vggish-int8fc``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import product
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Family:
+    """An embedding family: one metric, one embedder, many exportable variants.
+
+    name: metric and ``--model`` name; default_key: the model file scored unless told otherwise;
+    embedder: ``module:Class`` of the embedder (imported on first use); sample_rate: Hz the model
+    runs at; min_seconds: shortest clip (at the model's rate) that gives a frame; unit: what one
+    embedding frame is; compact_kinds: compact variants ``pqeval export --compact`` can write.
+    """
+
+    name: str
+    default_key: str
+    embedder: str
+    sample_rate: int
+    min_seconds: float
+    unit: str
+    compact_kinds: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One exportable model file (before any compact variant).
+
+    key: file stem (``<key>.onnx``); export: the ``pqeval export`` arguments that write it;
+    gflop_per_unit: inference cost of one example / window counted from the ONNX graph by
+    ``bench/flops.py`` (None where not counted).
+    """
+
+    key: str
+    family: str
+    export: str
+    gflop_per_unit: float | None = None
+
+
+# --- embedding families ---------------------------------------------------------------------
+
+VGGISH = Family(
+    name="vggish",
+    default_key="vggish",
+    embedder="pqeval.vggish:VGGishEmbedder",
+    sample_rate=16000,
+    min_seconds=0.975,
+    unit="0.96 s example",
+    compact_kinds=("int8fc", "fp16"),
+    description="torchvggish 0.2 (Hershey et al. 2017), 128-d per 0.96 s example",
+)
+OPENL3 = Family(
+    name="openl3",
+    default_key="openl3-mel256-music-512",
+    embedder="pqeval.openl3:OpenL3Embedder",
+    sample_rate=48000,
+    min_seconds=1.0,
+    unit="1 s window",
+    compact_kinds=("int8qdq",),
+    description="openl3 0.4.2 (Cramer et al. 2019), kapre frontend, 512 or 6144-d per 1 s window",
+)
+FAMILIES: dict[str, Family] = {f.name: f for f in (VGGISH, OPENL3)}
+
+OPENL3_INPUT_REPRS: tuple[str, ...] = ("linear", "mel128", "mel256")
+OPENL3_CONTENT_TYPES: tuple[str, ...] = ("music", "env")
+OPENL3_EMBEDDING_SIZES: tuple[int, ...] = (512, 6144)
+#: Seconds between OpenL3 windows unless told otherwise (openl3's own default, 0.1 s, costs 5×).
+DEFAULT_HOP = 0.5
+#: openl3's own default hop (s), what the original study used.
+OPENL3_NATIVE_HOP = 0.1
+
+
+def openl3_key(input_repr: str, content_type: str, embedding_size: int) -> str:
+    """File stem of an OpenL3 variant, e.g. ``openl3-mel256-music-512``."""
+    return f"openl3-{input_repr}-{content_type}-{embedding_size}"
+
+
+def _openl3_specs() -> list[ModelSpec]:
+    gflop = {"mel256": 20.405}  # mel128 / linear not counted
+    return [
+        ModelSpec(
+            openl3_key(r, c, s),
+            "openl3",
+            f"pqeval export openl3 --input-repr {r} --content-type {c} --embedding-size {s}",
+            gflop.get(r),
+        )
+        for r, c, s in product(OPENL3_INPUT_REPRS, OPENL3_CONTENT_TYPES, OPENL3_EMBEDDING_SIZES)
+    ]
+
+
+MODELS: dict[str, ModelSpec] = {
+    m.key: m for m in [ModelSpec("vggish", "vggish", "pqeval export vggish", 1.728), *_openl3_specs()]
+}
+
+# --- metrics --------------------------------------------------------------------------------
+
+EMBEDDING_METRICS: tuple[str, ...] = tuple(FAMILIES)
+CLASSIC_METRICS: tuple[str, ...] = ("pesq_wb", "pesq_nb", "stoi", "estoi")
+ALL_METRICS: tuple[str, ...] = EMBEDDING_METRICS + CLASSIC_METRICS
+DEFAULT_METRICS: tuple[str, ...] = ("vggish", "openl3", "pesq_wb", "stoi", "estoi")
+#: Metrics defined for speech only: a warning goes with them on content classified as music.
+SPEECH_METRICS: tuple[str, ...] = CLASSIC_METRICS
+
+METRIC_LABELS: dict[str, str] = {
+    "vggish": "VGGish cosine",
+    "openl3": "OpenL3 cosine",
+    "pesq_wb": "PESQ-WB",
+    "pesq_nb": "PESQ-NB",
+    "stoi": "STOI",
+    "estoi": "ESTOI",
+}
+METRIC_UNITS: dict[str, str] = {
+    "vggish": "cosine similarity (−1…1)",
+    "openl3": "cosine similarity (−1…1)",
+    "pesq_wb": "MOS-LQO (1…4.64)",
+    "pesq_nb": "MOS-LQO (1…4.55)",
+    "stoi": "intelligibility (0…1)",
+    "estoi": "intelligibility (0…1)",
+}
+#: The range a metric can take (lower, upper), for axes and sanity checks.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "vggish": (-1.0, 1.0),
+    "openl3": (-1.0, 1.0),
+    "pesq_wb": (1.0, 4.64),
+    "pesq_nb": (1.0, 4.55),
+    "stoi": (0.0, 1.0),
+    "estoi": (0.0, 1.0),
+}
+
+_COMPACT = re.compile(r"^(?P<base>.+)-(?P<kind>[a-z0-9]+)$")
+
+
+def family_of(key: str) -> Family:
+    """The family of a model key (``vggish-int8fc`` -> VGGISH); UsageError for an unknown key."""
+    name = key.split("-", 1)[0]
+    if name not in FAMILIES:
+        raise UsageError(f"unknown model {key!r}: model keys start with {' or '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def base_spec(key: str) -> ModelSpec | None:
+    """The exportable model a key names, itself or as a compact variant (None if neither)."""
+    if key in MODELS:
+        return MODELS[key]
+    m = _COMPACT.match(key)
+    if m and m["base"] in MODELS and m["kind"] in FAMILIES[MODELS[m["base"]].family].compact_kinds:
+        return MODELS[m["base"]]
+    return None
+
+
+def export_hint(key: str) -> str:
+    """The command that writes model ``key`` (with --weights; --seeded for a test model)."""
+    spec = base_spec(key)
+    if spec is None:
+        return f"pqeval export {key.split('-', 1)[0]} --weights FILE"
+    weights = "DIR" if spec.family == "vggish" else "FILE"
+    cmd = f"{spec.export} --weights {weights}"
+    if spec.key != key:
+        cmd += f" --compact {key[len(spec.key) + 1 :]}"
+    return cmd
+
+
+def gflop_per_unit(key: str) -> float | None:
+    """Inference GFLOP per example / window of model ``key`` (compact variants: their base's)."""
+    spec = base_spec(key)
+    return spec.gflop_per_unit if spec else None
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """``"a, b,a"`` -> ``("a", "b")``: comma-separated, stripped, first occurrence kept."""
+    return tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+
+
+def check_names(names: tuple[str, ...], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """``names`` unchanged, or UsageError listing the unknown ones and the choices."""
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise UsageError(f"unknown {what}(s) {', '.join(bad)}; choose from {', '.join(allowed)}")
+    return names
