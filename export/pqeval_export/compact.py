@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from pqeval.errors import ModelError, UsageError
+from pqeval.registry import FAMILIES
 from pqeval.similarity import cosine_per_frame
 
 from .common import write_onnx
 
-COMPACT_KINDS = {"vggish": ("int8fc", "fp16"), "openl3": ("int8qdq",)}
+COMPACT_KINDS = {f.name: f.compact_kinds for f in FAMILIES.values()}
 COMPACT_KEY = "pqeval.compact"
 FP16_MIN_ELEMENTS = 1024  # smaller initializers (biases, constants) stay fp32
 QDQ_CALIBRATION_WINDOWS = 96  # 1 s windows drawn from the calibration recordings

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from pqeval.errors import ModelError, UsageError
+from pqeval.registry import openl3_key
 from pqeval.openl3 import (
     CONTENT_TYPES,
     EMBEDDING_SIZES,
@@ -67,9 +68,7 @@ SEED_ATTR = "pqeval_seeded"  # HDF5 root attribute marking a file written by mak
 _WEIGHTS_NAME = re.compile(r"_(linear|mel128|mel256)_(music|env)(?:-[^/]*)?\.h5$")
 
 
-def model_key(input_repr: str, content_type: str, embedding_size: int) -> str:
-    """File stem of an exported model, e.g. ``openl3-mel256-music-512``."""
-    return f"{MODEL_ID}-{input_repr}-{content_type}-{embedding_size}"
+model_key = openl3_key  # file stem of an exported model, e.g. ``openl3-mel256-music-512``
 
 
 def weights_filename(input_repr: str, content_type: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pqeval.registry import VGGISH
 from pqeval.errors import ModelError
 from pqeval.vggish import FRONTEND_PARAMS, OUTPUTS, VGGishFrontend
 
@@ -32,7 +33,7 @@ PCA_FILE = PCA_URL.rsplit("/", 1)[1]
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub's convention
 SEEDED_NAME = re.compile(r"-seeded(\d+)-")  # files written by make_seeded_weights
 OPSET = 18
-MODEL_KEY = "vggish"
+MODEL_KEY = VGGISH.default_key
 QUANT_MIN, QUANT_MAX = -2.0, 2.0
 
 

@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
-
-# Analytic inference cost per example / window, counted from the ONNX graphs by bench/flops.py.
-GFLOP_PER_UNIT = {"vggish": 1.728, "openl3-mel256-music-512": 20.405, "openl3-mel256-env-512": 20.405}
+from .registry import DEFAULT_HOP, OPENL3, gflop_per_unit
 
 
 def synthetic_signal(seconds: float, sr: int = 16000) -> np.ndarray:
@@ -26,9 +24,14 @@ def synthetic_signal(seconds: float, sr: int = 16000) -> np.ndarray:
 
 def run_bench(
     models: tuple[str, ...], seconds: float = 10.0, threads: int | None = None, reps: int = 5,
-    hop: float = 0.5, openl3_model: str = "openl3-mel256-music-512", audio: Path | None = None,
+    hop: float = DEFAULT_HOP, openl3_model: str = OPENL3.default_key, audio: Path | None = None,
 ) -> list[dict]:
-    """Load each model, embed the signal once to warm up, then time ``reps`` runs; one dict per model."""
+    """Load each family's model, embed the signal once to warm up, then time ``reps`` runs.
+
+    models: embedding family names (registry); seconds: length of the synthetic 16 kHz signal
+    (ignored with ``audio``). Returns one dict per model (times in s, memory in MB).
+    """
+    from .scoring import Scorer, ScoreOptions
     from .session import open_model
 
     if seconds <= 0 or reps < 1 or hop <= 0:
@@ -42,20 +45,15 @@ def run_bench(
         sr = 16000
         x = synthetic_signal(seconds, sr)
     rows = []
+    options = ScoreOptions(metrics=tuple(models), openl3_model=openl3_model, openl3_hop=hop, threads=threads)
+    scorer = Scorer(options)
     for name in models:
-        key = "vggish" if name == "vggish" else openl3_model
+        key = options.model_key(name)
         m = open_model(key, threads)
         t0 = time.perf_counter()
         m.session  # noqa: B018 - integrity check + session creation is the load cost
         load_s = time.perf_counter() - t0
-        if name == "vggish":
-            from .vggish import VGGishEmbedder
-
-            emb = VGGishEmbedder(m)
-        else:
-            from .openl3 import OpenL3Embedder
-
-            emb = OpenL3Embedder(m, hop=hop)
+        emb = scorer.embedder(name)
         units = len(emb.embed(x, sr).frames)  # warm-up
         times = []
         for _ in range(reps):
@@ -63,10 +61,10 @@ def run_bench(
             emb.embed(x, sr)
             times.append(time.perf_counter() - t0)
         med = float(np.median(times))
-        gflop = GFLOP_PER_UNIT.get(key)
+        gflop = gflop_per_unit(key)
         rows.append({
             "model": key, "weights": m.weights, "threads": m.threads, "audio_s": round(len(x) / sr, 3),
-            "hop_s": hop if name == "openl3" else None, "units": units, "load_s": round(load_s, 4),
+            "hop_s": hop if name == OPENL3.name else None, "units": units, "load_s": round(load_s, 4),
             "median_s": round(med, 4), "min_s": round(min(times), 4), "max_s": round(max(times), 4), "reps": reps,
             "per_10s_audio_s": round(med * 10 * sr / len(x), 4), "per_unit_ms": round(1e3 * med / max(units, 1), 2),
             "gflops_end_to_end": round(gflop * units / med, 1) if gflop else None,

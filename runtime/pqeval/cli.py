@@ -1,376 +1,347 @@
-"""The ``pqeval`` command line (typer). Errors print one line to stderr, never a traceback.
+"""The ``pqeval`` command line: parse -> call the library -> render (:mod:`pqeval.render`).
 
-Exit codes: 0 every requested metric computed; 3 some metric (or pair) is NaN, with reasons
-shown; 2 could not run (bad input file, missing model, bad option); 130 interrupted.
+Errors print one line to stderr, never a traceback. Exit codes: 0 every requested metric
+computed; 3 some metric (or pair) is NaN, with reasons shown; 2 could not run (bad input file,
+missing model, bad option); 130 interrupted; 1 a bug (``PQEVAL_DEBUG=1`` shows its traceback).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
+from . import render
 from .errors import PqevalError, UsageError
+from .registry import (
+    ALL_METRICS,
+    CLASSIC_METRICS,
+    DEFAULT_HOP,
+    DEFAULT_METRICS,
+    EMBEDDING_METRICS,
+    OPENL3,
+    OPENL3_NATIVE_HOP,
+    VGGISH,
+    check_names,
+    parse_list,
+)
 
-EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 3, 2
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 3, 2, 1, 130
+
+
+class _Group(TyperGroup):
+    """Runs a command and turns pqeval's errors into one line on stderr and an exit code, the same
+    in a terminal and in-process (typer's CliRunner)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PqevalError as e:
+            render.stderr(f"pqeval: error: {e}")
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            render.stderr("pqeval: interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as e:
+            if os.environ.get("PQEVAL_DEBUG") or type(e).__module__.startswith(("click", "typer")):
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            render.stderr(f"pqeval: internal error: {type(e).__name__}: {first} (rerun with PQEVAL_DEBUG=1 for a traceback)")
+            raise typer.Exit(EXIT_BUG) from None
+
 
 app = typer.Typer(
-    add_completion=False,
+    cls=_Group,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-    help="""Score degraded recordings against their clean references: OpenL3 / VGGish embedding
-cosine similarity, PESQ and STOI/ESTOI, on numpy + ONNX Runtime.
-
-Examples:
-
-    pqeval score clean.wav degraded.wav
-    pqeval score clean.wav degraded.flac --model vggish --metrics vggish,pesq_wb --json
-    pqeval models
-    pqeval export vggish --weights ~/Downloads/torchvggish/
-""",
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Score degraded recordings against their clean references: OpenL3 / VGGish embedding cosine "
+    "similarity, PESQ and STOI/ESTOI, on numpy + ONNX Runtime.\n\n"
+    "Examples:\n\n"
+    "[dim]$[/dim] pqeval score clean.wav degraded.wav\n\n"
+    "[dim]$[/dim] pqeval batch clean/ degraded/ --out results.csv\n\n"
+    "[dim]$[/dim] pqeval study originals/ --out study/\n\n"
+    "[dim]$[/dim] pqeval models",
 )
-export_app = typer.Typer(no_args_is_help=True, help="Build ONNX models from the original frameworks (needs the `export` extra).")
+export_app = typer.Typer(cls=_Group, no_args_is_help=True,
+                         help="Build ONNX models from the original frameworks (needs the `export` extra).")
 app.add_typer(export_app, name="export")
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
+def _examples(*lines: str) -> str:
+    """Help text examples, one command per line."""
+    return "Examples:\n\n" + "\n\n".join(f"[dim]$[/dim] {ln}" for ln in lines)
 
 
-def _fmt(v: float) -> str:
-    return "NaN" if math.isnan(v) else f"{v:.4f}"
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"pqeval {__version__}")
+        raise typer.Exit()
 
 
-def _split(s: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(x.strip() for x in s.split(",") if x.strip()))
-
-
-def _kinds_levels(kind: str, level: str):
-    """--kind / --level as pqeval.degrade takes them ('study', 'all' or comma-separated names)."""
-    from . import degrade as dg
-
-    kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else _split(kind))
-    return kinds, ("all" if level == "all" else _split(level))
-
-
-VGGISH_MODEL_HELP = ("Which exported VGGish to use: vggish (default), or a compact variant such as "
-                     "vggish-int8fc / vggish-fp16 (`pqeval export vggish --compact`).")
-
-
-def _parse_models(model: str) -> tuple[str, ...]:
-    """--model: embedding models (vggish, openl3), comma-separated."""
-    from .scoring import EMBEDDING_METRICS
-
-    models = _split(model)
-    bad = [m for m in models if m not in EMBEDDING_METRICS]
-    if bad:
-        raise UsageError(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(EMBEDDING_METRICS)}")
-    return models
-
-
-def _parse_metrics(metrics: Optional[str], model: Optional[str]) -> tuple[str, ...]:
-    """Metrics to compute: --metrics (or the default set), with --model replacing its embedding models."""
-    from .scoring import CLASSIC_METRICS, DEFAULT_METRICS
-
-    chosen = _split(metrics) if metrics else DEFAULT_METRICS
-    if model:
-        chosen = _parse_models(model) + tuple(m for m in chosen if m in CLASSIC_METRICS)
-    return chosen
-
-
-def _print_pair(result, console) -> None:
-    from rich.table import Table
-
-    t = Table(title=f"{Path(result.clean).name}  vs  {Path(result.degraded).name}", title_justify="left")
-    t.add_column("metric")
-    t.add_column("score", justify="right")
-    t.add_column("detail")
-    for name, m in result.metrics.items():
-        if not m.ok:
-            detail = f"[red]{m.reason}[/red]"
-        elif "min" in m.details:
-            detail = f"mean of {len(m.details['frames'])} frames, min {m.details['min']:.4f}"
-            if m.details.get("note"):
-                name = f"{name} [bold yellow](not perceptual)[/bold yellow]"
-        else:
-            detail = ""
-        t.add_row(name, _fmt(m.value), detail)
-    console.print(t)
-    for name, m in result.metrics.items():
-        if m.details.get("note"):
-            console.print(f"[bold yellow]warning: {name}: {m.details['note']} ({m.details['weights']})[/bold yellow]", soft_wrap=True)
-    for n in result.notes:
-        console.print(f"[dim]note: {n}[/dim]", soft_wrap=True)
-
-
-@app.command()
-def score(
-    clean: Path = typer.Argument(..., help="Clean reference recording (wav, flac, ogg, mp3; any rate/channels)."),
-    degraded: Path = typer.Argument(..., help="Degraded recording to compare with it."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model(s): vggish, openl3, or both comma-separated. Default: both."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated from vggish, openl3, pesq_wb, pesq_nb, stoi, estoi. Default: vggish,openl3,pesq_wb,stoi,estoi."),
-    hop: float = typer.Option(0.5, "--hop", help="OpenL3 window hop in seconds. Cost grows as 1/hop: each 1 s window is ~20 GFLOP (~0.3 s on 2 cores), so 10 s of audio costs ~20 windows at 0.5 (default) and ~100 at 0.1 (openl3's own default, used by the study)."),
-    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model", help="Which exported OpenL3 variant to use."),
-    vggish_output: str = typer.Option("postprocessed", "--vggish-output", help="postprocessed (torchvggish 8-bit PCA output, default), embedding (before PCA) or embedding_raw (before the final ReLU, as Google's TF VGGish)."),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help=VGGISH_MODEL_HELP),
-    length: str = typer.Option("trim", "--length", help="When lengths differ: trim both to the shorter (reported) or error."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (per-frame scores and timestamps included) instead of a table."),
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
 ) -> None:
-    """Score DEGRADED against CLEAN with every metric.
-
-    Examples:
-
-        pqeval score clean.wav degraded.wav
-        pqeval score clean.wav degraded.wav --model vggish --json > scores.json
-    """
-    from rich.console import Console
-
-    from .audio import open_audio
-    from .scoring import Scorer
-
-    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model)
-    c, d = open_audio(clean), open_audio(degraded)  # read from disk window batch by batch
-    result = Scorer(opts).score(c, d)
-    if as_json:
-        print(json.dumps(result.as_dict(), indent=2, allow_nan=False))
-    else:
-        _print_pair(result, Console())
-    raise typer.Exit(EXIT_PARTIAL if result.failed else EXIT_OK)
+    """pqeval's commands."""
 
 
-@app.command()
-def degrade(
-    inputs: list[Path] = typer.Argument(..., help="Recordings to degrade (any format/rate; mixed to mono)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
-    kind: str = typer.Option("all", "--kind", help="noise, bitrate, bitdepth (the study's), clipping, reverb, mp3, vorbis, opus; comma-separated, or 'study' or 'all'."),
-    level: str = typer.Option("all", "--level", help="low, high, extreme (comma-separated) or all."),
-    seed: int = typer.Option(0, "--seed", help="Seed for noise and reverberation (same seed, same output)."),
-    fmt: str = typer.Option("wav", "--format", help="wav (32-bit float, default) or flac (24-bit). Never 16-bit: it shifts PESQ/ESTOI."),
-    as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON."),
-) -> None:
-    """Write degraded copies of each input at every kind × level (each ends with peak normalisation).
+# --- options shared by several commands, declared once ------------------------------------------
 
-    Examples:
-
-        pqeval degrade speech.wav --out degraded/ --kind noise --level high
-        pqeval degrade *.wav --out degraded/ --kind study
-    """
-    import warnings
-
-    from . import degrade as dg
-
-    kinds, levels = _kinds_levels(kind, level)
-    written, failed = [], []
-    for path in inputs:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", dg.DegradationSkipped)
-            try:
-                written += [str(p) for p in dg.degrade_file(path, out, kinds, levels, seed=seed, fmt=fmt)]
-            except PqevalError as e:
-                if len(inputs) == 1 or isinstance(e, UsageError):
-                    raise
-                failed.append({"file": str(path), "reason": str(e)})
-                _stderr(f"pqeval: skipped: {e}")
-        for w in caught:
-            if issubclass(w.category, dg.DegradationSkipped) and path == inputs[0]:
-                _stderr(f"pqeval: note: {w.message}")
-    if as_json:
-        print(json.dumps({"written": written, "failed": failed}, indent=2))
-    else:
-        print(f"wrote {len(written)} files to {out}")
-    raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+Model = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help=f"Embedding model(s): {', '.join(EMBEDDING_METRICS)}, comma-separated (default: all). "
+    "A model named here must be installed.")]
+Metrics = Annotated[Optional[str], typer.Option(
+    "--metrics", help=f"Comma-separated from {', '.join(ALL_METRICS)} (default: {','.join(DEFAULT_METRICS)}).")]
+Hop = Annotated[float, typer.Option(
+    "--hop", help=f"OpenL3 window hop in seconds. Cost grows as 1/hop: one ~20 GFLOP window per hop, so 10 s of "
+    f"audio is ~{int(10 / DEFAULT_HOP)} windows at {DEFAULT_HOP} and ~{int(10 / OPENL3_NATIVE_HOP)} at "
+    f"{OPENL3_NATIVE_HOP} (openl3's own default, used by the study); see the README for times.")]
+OpenL3Model = Annotated[str, typer.Option("--openl3-model", help="Which exported OpenL3 variant to score with.")]
+VGGishOutput = Annotated[str, typer.Option(
+    "--vggish-output", help="postprocessed (torchvggish's 8-bit PCA output, default), embedding (before PCA) or "
+    "embedding_raw (before the final ReLU, as Google's TF VGGish).")]
+VGGishModel = Annotated[str, typer.Option(
+    "--vggish-model", help=f"Which exported VGGish to use: vggish (default) or a compact variant "
+    f"({', '.join(f'vggish-{k}' for k in VGGISH.compact_kinds)}; `pqeval export vggish --compact`).")]
+Length = Annotated[str, typer.Option("--length", help="When lengths differ: trim both to the shorter (reported) "
+                                     "or error.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="ONNX Runtime threads (default: all cores, "
+                                                "or $PQEVAL_THREADS).")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No notes, warnings or progress on stderr (errors "
+                                     "still).")]
+Kind = Annotated[str, typer.Option(
+    "--kind", help="noise, bitrate, bitdepth (the study's), clipping, reverb, mp3, vorbis, opus; comma-separated, "
+    "or 'study' or 'all'.")]
+Level = Annotated[str, typer.Option("--level", help="low, high, extreme (comma-separated) or all.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for noise and reverberation (same seed, same output).")]
 
 
-def _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model):
+def _score_options(model: str | None, metrics: str | None, hop: float, openl3_model: str, vggish_output: str,
+                   vggish_model: str, length: str = "trim", threads: int | None = None):
+    """ScoreOptions from the shared options: --model replaces the embedding models of --metrics
+    (or of the default set) and makes them required."""
     from .scoring import ScoreOptions
 
-    if hop <= 0:
-        raise UsageError(f"--hop must be positive, got {hop}")
-    return ScoreOptions(metrics=_parse_metrics(metrics, model), length=length, vggish_output=vggish_output, vggish_model=vggish_model,
-                        openl3_model=openl3_model, openl3_hop=hop, threads=threads,
-                        require_models=_parse_models(model) if model else ())
+    chosen = parse_list(metrics) if metrics else DEFAULT_METRICS
+    required: tuple[str, ...] = ()
+    if model:
+        required = check_names(parse_list(model), EMBEDDING_METRICS, "model")
+        chosen = required + tuple(m for m in chosen if m in CLASSIC_METRICS)
+    return ScoreOptions(metrics=chosen, length=length, vggish_output=vggish_output, vggish_model=vggish_model,
+                        openl3_model=openl3_model, openl3_hop=hop, threads=threads, require_models=required)
 
 
-class _Progress:
-    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+def _kinds_levels(kind: str, level: str) -> tuple[Any, Any]:
+    """--kind / --level as pqeval.study.degrade takes them ('study', 'all' or names)."""
+    from .study import degrade as dg
 
-    def __init__(self, label: str):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
-        self.task = None
-
-    def __enter__(self):
-        self.p.__enter__()
-        return self
-
-    def __exit__(self, *a):
-        self.p.__exit__(*a)
-
-    def __call__(self, done: int, total: int, label: str) -> None:
-        if self.task is None:
-            self.task = self.p.add_task(label, total=total)
-        self.p.update(self.task, completed=done, description=label)
+    kinds = dg.STUDY_KINDS if kind == "study" else ("all" if kind == "all" else parse_list(kind))
+    return kinds, ("all" if level == "all" else parse_list(level))
 
 
-def _batch_exit(rows: list[dict], metrics) -> int:
+def _exit_for(rows: list[dict], metrics: tuple[str, ...]) -> int:
     bad = [r for r in rows if r.get("error") or any(r.get(m, "") == "" for m in metrics)]
     return EXIT_PARTIAL if bad else EXIT_OK
 
 
-@app.command()
-def batch(
-    sources: list[Path] = typer.Argument(..., help="PAIRS.csv (columns clean,degraded) or CLEAN_DIR DEGRADED_DIR."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output CSV (rewritten atomically every 2 s and at the end; an existing one is resumed)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model(s): vggish, openl3 or both."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics (default: vggish,openl3,pesq_wb,stoi,estoi)."),
-    hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (cost ∝ 1/hop, see `pqeval score --help`)."),
-    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
-    vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help=VGGISH_MODEL_HELP),
-    length: str = typer.Option("trim", "--length", help="trim or error when lengths differ."),
-    threads: Optional[int] = typer.Option(None, "--threads"),
-    as_json: bool = typer.Option(False, "--json", help="Also print the rows as JSON on stdout."),
+# --- commands ---------------------------------------------------------------------------------
+
+@app.command(help="Score DEGRADED against CLEAN with every metric.\n\n" + _examples(
+    "pqeval score clean.wav degraded.wav",
+    "pqeval score clean.wav degraded.flac --model vggish --metrics vggish,pesq_wb --json > scores.json",
+    "pqeval score clean.wav degraded.wav --hop 0.1 --openl3-model openl3-mel256-env-512"))
+def score(
+    clean: Annotated[Path, typer.Argument(help="Clean reference recording (wav, flac, ogg, mp3; any rate/channels).")],
+    degraded: Annotated[Path, typer.Argument(help="Degraded recording to compare with it.")],
+    model: Model = None, metrics: Metrics = None, hop: Hop = DEFAULT_HOP,
+    openl3_model: OpenL3Model = OPENL3.default_key, vggish_output: VGGishOutput = "postprocessed",
+    vggish_model: VGGishModel = VGGISH.default_key, length: Length = "trim", threads: Threads = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (per-frame scores and timestamps included) "
+                                          "instead of a table.")] = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Score many pairs; each clean reference is embedded once; a bad pair gets a row with its reason.
+    from .audio import open_audio
+    from .scoring import Scorer
 
-    Pairs in directory mode match by name: `x.wav` in CLEAN_DIR pairs with `x.wav` or
-    `x__<anything>.wav` in DEGRADED_DIR (what `pqeval degrade` writes).
+    opts = _score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads)
+    result = Scorer(opts).score(open_audio(clean), open_audio(degraded))  # read window batch by batch
+    render.pair_json(result) if as_json else render.pair_table(result)
+    render.pair_notes(result, quiet)
+    raise typer.Exit(EXIT_PARTIAL if result.failed else EXIT_OK)
 
-    Examples:
 
-        pqeval batch pairs.csv --out results.csv
-        pqeval batch clean/ degraded/ --out results.csv --model vggish --json
-    """
+@app.command(help="Write degraded copies of each input at every kind × level (each ends with peak "
+             "normalisation).\n\n" + _examples("pqeval degrade speech.wav --out degraded/ --kind noise --level high",
+                                              "pqeval degrade *.wav --out degraded/ --kind study"))
+def degrade(
+    inputs: Annotated[list[Path], typer.Argument(help="Recordings to degrade (any format/rate; mixed to mono).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    kind: Kind = "all", level: Level = "all", seed: Seed = 0,
+    fmt: Annotated[str, typer.Option("--format", help="wav (32-bit float, default) or flac (24-bit). Never 16-bit: "
+                                     "it shifts PESQ/ESTOI.")] = "wav",
+    as_json: Json = False, quiet: Quiet = False,
+) -> None:
+    from .study import degrade as dg
+
+    kinds, levels = _kinds_levels(kind, level)
+    written: list[str] = []
+    failed: list[dict] = []
+    for i, path in enumerate(inputs):
+        try:
+            res = dg.degrade_file(path, out, kinds, levels, seed=seed, fmt=fmt)
+        except PqevalError as e:
+            if len(inputs) == 1 or isinstance(e, UsageError):
+                raise
+            failed.append({"file": str(path), "reason": str(e)})
+            render.stderr(f"pqeval: skipped: {e}")
+            continue
+        written += [str(p) for p in res.written]
+        if i == 0:  # the same codecs are missing for every input: say it once
+            for n in res.notes:
+                render.stderr(f"pqeval: note: {n}", quiet)
+    if as_json:
+        print(render.json_text({"written": written, "failed": failed}))
+    else:
+        render.stderr(f"wrote {len(written)} files to {out}", quiet)
+    raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+@app.command(help="Score many pairs; each clean reference is embedded once; a bad pair gets a row with its "
+             "reason and the batch goes on.\n\nPairs in directory mode match by name: `x.wav` in CLEAN_DIR pairs "
+             "with `x.wav` or `x__<anything>.wav` in DEGRADED_DIR (what `pqeval degrade` writes).\n\n" + _examples(
+                 "pqeval batch pairs.csv --out results.csv",
+                 "pqeval batch clean/ degraded/ --out results.csv --model vggish --json",
+                 "pqeval batch clean/ degraded/ --out - --metrics pesq_wb,stoi > results.csv"))
+def batch(
+    sources: Annotated[list[Path], typer.Argument(help="PAIRS.csv (columns clean,degraded) or CLEAN_DIR "
+                                                  "DEGRADED_DIR.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output CSV (an existing one is resumed; '-' writes the "
+                                     "CSV to stdout).")],
+    model: Model = None, metrics: Metrics = None, hop: Hop = DEFAULT_HOP,
+    openl3_model: OpenL3Model = OPENL3.default_key, vggish_output: VGGishOutput = "postprocessed",
+    vggish_model: VGGishModel = VGGISH.default_key, length: Length = "trim", threads: Threads = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Also print the rows as JSON on stdout.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    import tempfile
+
     from .batch import pairs_from_csv, pairs_from_dirs, run_batch
     from .results import rows_json
 
-    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, length, threads, vggish_model)
+    opts = _score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads)
     if len(sources) == 1:
         pairs = pairs_from_csv(sources[0])
     elif len(sources) == 2:
         pairs = pairs_from_dirs(*sources)
     else:
         raise UsageError("give PAIRS.csv, or CLEAN_DIR and DEGRADED_DIR")
-    with _Progress("scoring") as prog:
-        res = run_batch(pairs, out, opts, progress=prog)
+    if out == "-" and as_json:
+        raise UsageError("--out - and --json both write to stdout: choose one")
+    with tempfile.TemporaryDirectory(prefix="pqeval-") as tmp:
+        path = Path(tmp) / "results.csv" if out == "-" else Path(out)
+        with render.Progress("scoring", quiet) as prog:
+            res = run_batch(pairs, path, opts, progress=prog)
+        if out == "-":
+            sys.stdout.write(path.read_text(encoding="utf-8"))
     if as_json:
         print(rows_json(res.rows, opts.metrics))
-    _stderr(f"pqeval: {len(res.rows)} pairs -> {out}: {res.scored} scored, {res.reused} reused, {res.failed} failed")
-    for r in res.rows:
-        if r.get("error"):
-            _stderr(f"pqeval: failed: {r['degraded']}: {r['error']}")
-    raise typer.Exit(_batch_exit(res.rows, opts.metrics))
+    render.batch_summary(res.rows, "stdout" if out == "-" else out, res.scored, res.reused, res.failed, quiet)
+    raise typer.Exit(_exit_for(res.rows, opts.metrics))
 
 
-@app.command()
+@app.command(help="Reproduce the study: degrade every input at every kind × level, score all pairs, write "
+             "all_metrics.csv, summary and correlation tables, figures and report.md.\n\n" + _examples(
+                 "pqeval study originals/ --out study-out/",
+                 f"pqeval study originals/ --out study-out/ --kind all --hop {OPENL3_NATIVE_HOP}"))
 def study(
-    original_dir: Path = typer.Argument(..., help="Folder of clean recordings (any format/rate). Names containing speech/music/env set the content type."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (re-running resumes)."),
-    kind: str = typer.Option("study", "--kind", help="Degradations: 'study' (noise, bitrate, bitdepth), 'all', or a comma-separated list."),
-    level: str = typer.Option("all", "--level", help="low, high, extreme (comma-separated) or all."),
-    seed: int = typer.Option(0, "--seed"),
-    sr: str = typer.Option("16000", "--sr", help="Analysis sample rate of the converted inputs, or 'native'."),
-    model: Optional[str] = typer.Option(None, "--model", "-m"),
-    metrics: Optional[str] = typer.Option(None, "--metrics"),
-    hop: float = typer.Option(0.5, "--hop", help="OpenL3 hop in seconds (the study's openl3 default is 0.1; 5x the cost)."),
-    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
-    vggish_output: str = typer.Option("postprocessed", "--vggish-output"),
-    vggish_model: str = typer.Option("vggish", "--vggish-model", help=VGGISH_MODEL_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads"),
-    no_figures: bool = typer.Option(False, "--no-figures", help="Write tables and the report without figures."),
+    original_dir: Annotated[Path, typer.Argument(help="Folder of clean recordings (any format/rate). Names containing "
+                                                 "speech/music/env set the content type.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (re-running resumes).")],
+    kind: Kind = "study", level: Level = "all", seed: Seed = 0,
+    sr: Annotated[str, typer.Option("--sr", help="Analysis sample rate of the converted inputs, or 'native'.")] = "16000",
+    model: Model = None, metrics: Metrics = None, hop: Hop = DEFAULT_HOP,
+    openl3_model: OpenL3Model = OPENL3.default_key, vggish_output: VGGishOutput = "postprocessed",
+    vggish_model: VGGishModel = VGGISH.default_key, threads: Threads = None,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Write tables and the report without "
+                                             "figures.")] = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Reproduce the study: degrade every input at every kind × level, score all pairs, write
-    all_metrics.csv, summary and correlation tables, figures and report.md.
-
-    Examples:
-
-        pqeval study originals/ --out study-out/
-        pqeval study originals/ --out study-out/ --kind all --hop 0.1
-    """
     from .study import run_study
 
-    opts = _score_options(metrics, model, hop, openl3_model, vggish_output, "trim", threads, vggish_model)
+    opts = _score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, "trim", threads)
     kinds, levels = _kinds_levels(kind, level)
     try:
         rate = None if sr == "native" else int(sr)
     except ValueError:
         raise UsageError(f"--sr must be a rate in Hz or 'native', got {sr!r}") from None
-    with _Progress("scoring") as prog:
+    with render.Progress("scoring", quiet) as prog:
         res = run_study(original_dir, out, kinds, levels, seed, opts, rate, figures=not no_figures, progress=prog)
-    for path, reason in res.skipped_inputs.items():
-        _stderr(f"pqeval: skipped input: {reason}")
-    rep = res.report
+    for reason in res.skipped_inputs.values():
+        render.stderr(f"pqeval: skipped input: {reason}")
     print(f"{res.pairs} pairs: {res.scored} scored, {res.reused} reused, {res.failed} failed")
     print(f"report: {out / 'report.md'}")
-    if getattr(rep, "figures_skipped", None):
-        print(f"figures skipped: {rep.figures_skipped}")
-    raise typer.Exit(EXIT_PARTIAL if res.skipped_inputs else _batch_exit(res.rows, opts.metrics))
+    _report_notes(res.report, quiet)
+    raise typer.Exit(EXIT_PARTIAL if res.skipped_inputs else _exit_for(res.rows, opts.metrics))
 
 
-@app.command("models")
-def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List installed models and their provenance (weight source, verification at export).
+def _report_notes(rep: Any, quiet: bool) -> None:
+    if rep is None:
+        return
+    if rep.figures_skipped:
+        render.stderr(f"pqeval: note: figures skipped: {rep.figures_skipped}", quiet)
+    for w in [*rep.provenance_warnings[:1], *getattr(rep, "content_warnings", [])]:
+        render.stderr(f"pqeval: warning: {w}", quiet)
 
-    Example:
 
-        pqeval models --json
-    """
-    from rich.console import Console
-    from rich.table import Table
+@app.command(help="Redraw the tables, figures and report.md of a results table: any all_metrics.csv of "
+             "`pqeval study` or CSV of `pqeval batch`.\n\n" + _examples(
+                 "pqeval report study-out/all_metrics.csv --out study-out/",
+                 "pqeval report results.csv --out report/ --format pdf"))
+def report(
+    results: Annotated[Path, typer.Argument(help="all_metrics.csv or a batch results CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (tables, figures/, report.md).")],
+    fmt: Annotated[str, typer.Option("--format", help="Figure formats, comma-separated from png, pdf, svg.")]
+    = "png,pdf,svg",
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Tables and report.md only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files written as JSON.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    from .study import write_report
 
-    from .errors import ModelError
-    from .provenance import Provenance
+    formats = check_names(parse_list(fmt), ("png", "pdf", "svg"), "figure format")
+    rep = write_report(results, out, figures=not no_figures, formats=formats)
+    paths = [str(p) for p in rep.paths]
+    if as_json:
+        print(render.json_text({"written": paths, "figures_skipped": rep.figures_skipped}))
+    else:
+        print(f"report: {rep.report} ({len(rep.figures)} figure files)")
+    _report_notes(rep, quiet)
+
+
+@app.command("models", help="List installed models and their provenance (weight source, verification at "
+             "export).\n\n" + _examples("pqeval models", "pqeval models --json"))
+def models_cmd(as_json: Json = False) -> None:
     from .session import installed_models, search_dirs
 
-    rows = []
-    for m in installed_models():
-        try:
-            meta = m.metadata
-            weights = m.weights
-            status = "ok"
-        except ModelError as e:
-            meta, weights, status = {}, "unknown", str(e)
-        verify = json.loads(meta.get("pqeval.verify", "{}") or "{}")
-        ext_size = (m.sidecar.get("external_data") or {}).get("size", 0) if status == "ok" else 0
-        rows.append({
-            "key": m.key, "path": str(m.path),
-            "size_mb": round((m.path.stat().st_size + ext_size) / 1e6, 1),
-            "weights": weights, "perceptual": Provenance.parse(weights).perceptual,
-            "note": Provenance.parse(weights).note, "variant": meta.get("pqeval.variant", ""),
-            "verify": verify, "status": status,
-        })
+    rows = [m.describe() for m in installed_models()]
+    dirs = [str(d) for d in search_dirs()]
     if as_json:
-        print(json.dumps({"search_dirs": [str(d) for d in search_dirs()], "models": rows}, indent=2))
-        return
-    console = Console()
-    if not rows:
-        console.print("No models installed. Looked in: " + ", ".join(str(d) for d in search_dirs()))
-        console.print("Get one with `pqeval export vggish --weights DIR` (or `--seeded 0` for a test model).")
-        return
-    t = Table(title="installed models")
-    for col in ("model", "weights", "verified at export", "size", "path"):
-        t.add_column(col)
-    for r in rows:
-        w = r["weights"] if r["perceptual"] else f"[bold yellow]{r['weights']}[/bold yellow]"
-        v = r["verify"]
-        ver = f"max|Δ| {v['max_abs_diff']:.1e}, cos {v['cosine_min']:.6f}" if "max_abs_diff" in v else ""
-        if r["status"] != "ok":
-            ver = f"[red]{r['status']}[/red]"
-        t.add_row(r["key"], w, ver, f"{r['size_mb']} MB", r["path"])
-    console.print(t)
-    for r in rows:
-        if r["note"]:
-            console.print(f"[bold yellow]warning: {r['key']}: {r['note']}[/bold yellow]", soft_wrap=True)
+        print(render.json_text({"search_dirs": dirs, "models": rows}))
+    else:
+        render.models_table(rows, dirs)
 
 
 def _default_out_dir() -> Path:
@@ -379,35 +350,41 @@ def _default_out_dir() -> Path:
     return CHECKOUT_MODELS if os.access(CHECKOUT_MODELS, os.W_OK) else user_cache_dir()
 
 
-def _need_export(module: str):
+def _need_export(module: str) -> Any:
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise UsageError(f"exporting needs the original frameworks ({e.name} is missing): pip install 'pqeval[export]'") from None
+        raise UsageError(f"exporting needs the original frameworks ({e.name} is missing): "
+                         "pip install 'pqeval[export]'") from None
 
 
-@export_app.command("vggish")
+Seeded = Annotated[Optional[int], typer.Option("--seeded", help="Use seeded random weights (for tests: scores are "
+                                               "NOT perceptual).")]
+OutDir = Annotated[Optional[Path], typer.Option("--out-dir", help="Where to write the model (default: the "
+                                                "checkout's models/ or the user cache).")]
+Audio = Annotated[Optional[Path], typer.Option("--audio", help="Folder of real recordings to calibrate / measure "
+                                               "the compact variant on.")]
+
+
+@export_app.command("vggish", help="Export torchvggish to ONNX and verify it against torch.\n\n" + _examples(
+    "pqeval export vggish --weights ./torchvggish-weights/", "pqeval export vggish --download",
+    "pqeval export vggish --seeded 0 --compact int8fc --audio recordings/"))
 def export_vggish_cmd(
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Directory with vggish-10086976.pth and vggish_pca_params-970ea276.pth (or the first file)."),
-    download: bool = typer.Option(False, "--download", help="Download the upstream files (pinned URLs, hash-checked) into the user cache first."),
-    seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write vggish.onnx (default: the checkout's models/ or the user cache)."),
-    compact: Optional[str] = typer.Option(None, "--compact", "--quantize", help="Also write a compact variant beside it: int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 (fp16 storage)."),
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Folder of real recordings to measure the compact variant's accuracy on."),
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Directory with vggish-10086976.pth and "
+                                                    "vggish_pca_params-970ea276.pth (or the first file).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Download the upstream files (pinned URLs, "
+                                           "hash-checked) into the user cache first.")] = False,
+    seeded: Seeded = None, out_dir: OutDir = None,
+    compact: Annotated[Optional[str], typer.Option("--compact", "--quantize", help="Also write a compact variant: "
+                                                   "int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 "
+                                                   "(fp16 storage).")] = None,
+    audio: Audio = None,
 ) -> None:
-    """Export torchvggish to ONNX and verify it against torch.
-
-    Examples:
-
-        pqeval export vggish --weights ./torchvggish-weights/
-        pqeval export vggish --download
-        pqeval export vggish --seeded 0
-    """
-    mod = _need_export("pqeval_export.vggish")
     from .session import user_cache_dir
 
+    mod = _need_export("pqeval_export.vggish")
     dl = user_cache_dir().parent / "downloads" if download else None
     path, check = mod.export_vggish(weights=weights, seeded=seeded, download_to=dl, out_dir=out_dir or _default_out_dir())
     _report_export(path)
@@ -416,30 +393,25 @@ def export_vggish_cmd(
         _export_compact(path, compact, audio)
 
 
-@export_app.command("openl3")
+@export_app.command("openl3", help="Export an OpenL3 audio model (TensorFlow/Keras + kapre) to ONNX via tf2onnx "
+                    "and verify it.\n\n" + _examples(
+                        "pqeval export openl3", "pqeval export openl3 --input-repr mel128 --content-type env "
+                        "--embedding-size 6144", "pqeval export openl3 --seeded 0"))
 def export_openl3_cmd(
-    input_repr: str = typer.Option("mel256", "--input-repr", help="linear, mel128 or mel256."),
-    content_type: str = typer.Option("music", "--content-type", help="music or env."),
-    embedding_size: int = typer.Option(512, "--embedding-size", help="512 or 6144."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="The openl3 .h5 weights file (default: the one inside an installed openl3 package)."),
-    seeded: Optional[int] = typer.Option(None, "--seeded", help="Use seeded random weights (for tests: scores are NOT perceptual)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where to write the .onnx (default: the checkout's models/ or the user cache)."),
-    compact: Optional[str] = typer.Option(None, "--compact", "--quantize", help="Also write a compact variant: int8qdq (static int8, calibrated on --audio; opt-in, measure its accuracy first)."),
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Folder of real recordings to calibrate int8qdq and measure its accuracy on."),
+    input_repr: Annotated[str, typer.Option("--input-repr", help="linear, mel128 or mel256.")] = "mel256",
+    content_type: Annotated[str, typer.Option("--content-type", help="music or env.")] = "music",
+    embedding_size: Annotated[int, typer.Option("--embedding-size", help="512 or 6144.")] = 512,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="The openl3 .h5 weights file (default: the one "
+                                                    "inside an installed openl3 package).")] = None,
+    seeded: Seeded = None, out_dir: OutDir = None,
+    compact: Annotated[Optional[str], typer.Option("--compact", "--quantize", help="Also write a compact variant: "
+                                                   "int8qdq (static int8, calibrated on --audio).")] = None,
+    audio: Audio = None,
 ) -> None:
-    """Export an OpenL3 audio model (TensorFlow/Keras + kapre) to ONNX via tf2onnx and verify it.
-
-    Examples:
-
-        pqeval export openl3
-        pqeval export openl3 --input-repr mel128 --content-type env --embedding-size 6144
-        pqeval export openl3 --seeded 0
-    """
     mod = _need_export("pqeval_export.openl3")
-    path = mod.export_openl3(
-        input_repr=input_repr, content_type=content_type, embedding_size=embedding_size,
-        weights=str(weights) if weights else None, seeded=seeded, out_dir=out_dir or _default_out_dir(),
-    )
+    path = mod.export_openl3(input_repr=input_repr, content_type=content_type, embedding_size=embedding_size,
+                             weights=str(weights) if weights else None, seeded=seeded,
+                             out_dir=out_dir or _default_out_dir())
     _report_export(path)
     if compact:
         _export_compact(path, compact, audio)
@@ -458,62 +430,37 @@ def _report_export(path: Path) -> None:
     m = OnnxModel(path)
     print(f"wrote {path} (weights {m.weights})")
     if m.provenance.note:
-        print(f"note: {m.provenance.note}")
+        render.stderr(f"note: {m.provenance.note}")
 
 
-@app.command("bench")
+@app.command("bench", help="Measure the runtime's latency and memory here (numpy + ONNX Runtime only; no "
+             "torch/TensorFlow). For the side-by-side comparison with the original frameworks run "
+             "`python bench/run.py` in a checkout.\n\n" + _examples(
+                 "pqeval bench", "pqeval bench --model vggish --seconds 60 --threads 1 --json"))
 def bench_cmd(
-    model: str = typer.Option("vggish,openl3", "--model", "-m", help="vggish, openl3 or both (comma-separated)."),
-    seconds: float = typer.Option(10.0, "--seconds", help="Length of the test signal in seconds."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS)."),
-    reps: int = typer.Option(5, "--reps", help="Timed runs after one warm-up (median reported)."),
-    hop: float = typer.Option(0.5, "--hop", help="OpenL3 window hop in seconds."),
-    openl3_model: str = typer.Option("openl3-mel256-music-512", "--openl3-model"),
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Time this recording instead of a synthetic 16 kHz signal."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    model: Annotated[str, typer.Option("--model", "-m", help="Embedding model(s), comma-separated.")]
+    = ",".join(EMBEDDING_METRICS),
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of the test signal in seconds.")] = 10.0,
+    threads: Threads = None,
+    reps: Annotated[int, typer.Option("--reps", help="Timed runs after one warm-up (median reported).")] = 5,
+    hop: Hop = DEFAULT_HOP, openl3_model: OpenL3Model = OPENL3.default_key,
+    audio: Annotated[Optional[Path], typer.Option("--audio", help="Time this recording instead of a synthetic "
+                                                  "16 kHz signal.")] = None,
+    as_json: Json = False,
 ) -> None:
-    """Measure the runtime's latency and memory here (numpy + ONNX Runtime only; no torch/TensorFlow).
-
-    For the side-by-side comparison with the original frameworks run `python bench/run.py` in a checkout.
-
-    Examples:
-
-        pqeval bench
-        pqeval bench --model vggish --seconds 60 --threads 1 --json
-    """
     from .bench import run_bench
 
-    rows = run_bench(_parse_models(model), seconds, threads, reps, hop, openl3_model, audio)
+    models = check_names(parse_list(model), EMBEDDING_METRICS, "model")
+    rows = run_bench(models, seconds, threads, reps, hop, openl3_model, audio)
     if as_json:
-        print(json.dumps({"results": rows}, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    tab = Table(title=f"pqeval bench: {rows[0]['audio_s']} s of audio, {rows[0]['threads']} threads, {reps} runs")
-    for col in ("model", "load s", "median s", "min–max s", "per 10 s audio", "ms per example/window", "GFLOP/s", "peak RSS MB (process)"):
-        tab.add_column(col)
-    for r in rows:
-        tab.add_row(r["model"], f"{r['load_s']:.2f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}–{r['max_s']:.3f}",
-                    f"{r['per_10s_audio_s']:.3f}", f"{r['per_unit_ms']:.1f}", str(r["gflops_end_to_end"] or "–"), f"{r['peak_rss_mb']:.0f}")
-    Console().print(tab)
+        print(render.json_text({"results": rows}))
+    else:
+        render.bench_table(rows, reps)
 
 
 def main() -> None:
-    """Console entry point: run the typer app, turning pqeval's errors into one-line messages."""
-    try:
-        app()  # click itself reports usage errors (exit 2) and exits with typer.Exit's code
-    except PqevalError as e:
-        _stderr(f"pqeval: error: {e}")
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        _stderr("pqeval: interrupted")
-        sys.exit(130)
-    except Exception as e:  # a bug: one line unless asked for the traceback
-        if os.environ.get("PQEVAL_DEBUG"):
-            raise
-        _stderr(f"pqeval: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with PQEVAL_DEBUG=1 for a traceback)")
-        sys.exit(1)
+    """Console entry point (``pqeval``); errors are handled inside the app (:class:`_Group`)."""
+    app()
 
 
 if __name__ == "__main__":

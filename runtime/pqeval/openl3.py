@@ -34,6 +34,7 @@ import numpy as np
 from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError, ModelError, UsageError
+from .registry import OPENL3_CONTENT_TYPES, OPENL3_EMBEDDING_SIZES, OPENL3_INPUT_REPRS
 from .resample import output_length, resample, resample_range
 from .threads import blas_single_thread
 
@@ -46,9 +47,9 @@ HOP_LENGTH = 242  # STFT hop in samples (all input representations)
 DB_AMIN = 1e-10  # floor on the magnitude before log10
 DB_REF = 1.0
 DB_DYNAMIC_RANGE = 80.0  # dB below the window's maximum that are kept
-INPUT_REPRS = ("linear", "mel128", "mel256")
-CONTENT_TYPES = ("music", "env")
-EMBEDDING_SIZES = (512, 6144)
+INPUT_REPRS = OPENL3_INPUT_REPRS
+CONTENT_TYPES = OPENL3_CONTENT_TYPES
+EMBEDDING_SIZES = OPENL3_EMBEDDING_SIZES
 INPUT_NAME = "spectrogram"
 OUTPUT_NAME = "embedding"
 

@@ -107,6 +107,10 @@ MODELS: dict[str, ModelSpec] = {
     m.key: m for m in [ModelSpec("vggish", "vggish", "pqeval export vggish", 1.728), *_openl3_specs()]
 }
 
+#: VGGish outputs a score can use: torchvggish's 8-bit PCA output (what the study used), the
+#: 128-d embedding after the final ReLU that torchvggish adds, and before it (Google's TF VGGish).
+VGGISH_OUTPUTS: tuple[str, ...] = ("postprocessed", "embedding", "embedding_raw")
+
 # --- metrics --------------------------------------------------------------------------------
 
 EMBEDDING_METRICS: tuple[str, ...] = tuple(FAMILIES)

@@ -29,13 +29,13 @@ from .registry import (
     OPENL3,
     SPEECH_METRICS,
     VGGISH,
+    VGGISH_OUTPUTS,
     check_names,
 )
 from .resample import resampled
 from .similarity import embedding_similarity
 
 LENGTH_POLICIES = ("trim", "error")
-VGGISH_OUTPUTS = ("postprocessed", "embedding", "embedding_raw")
 
 
 def _family(name: str, arg: str | None = None) -> dict[str, Any]:

@@ -134,7 +134,27 @@ class OnnxModel:
             return self._session
 
     def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
+        """One ORT run: named float32 inputs -> the requested outputs (all when None)."""
         return self.session.run(outputs, inputs)
+
+    def describe(self) -> dict:
+        """What ``pqeval models`` lists: key, path, size (MB, with external weights), provenance,
+        the export-time check against the original framework, and ``status`` ("ok" or why not)."""
+        try:
+            meta, status = self.metadata, "ok"
+            ext_size = (self.sidecar.get("external_data") or {}).get("size", 0)
+        except ModelError as e:
+            meta, status, ext_size = {}, str(e), 0
+        prov = Provenance.parse(meta.get(WEIGHTS_KEY, "unknown"))
+        try:
+            verify = json.loads(meta.get("pqeval.verify", "{}") or "{}")
+        except ValueError:
+            verify = {}
+        return {
+            "key": self.key, "path": str(self.path), "size_mb": round((self.path.stat().st_size + ext_size) / 1e6, 1),
+            "weights": prov.raw, "perceptual": prov.perceptual, "note": prov.note,
+            "variant": meta.get("pqeval.variant", ""), "verify": verify, "status": status,
+        }
 
 
 _OPEN: dict[tuple[str, int], OnnxModel] = {}

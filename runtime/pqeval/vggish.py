@@ -22,6 +22,7 @@ import numpy as np
 from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError
+from .registry import VGGISH_OUTPUTS
 from .resample import DEFAULT_FILTER, output_length, resample, resample_range
 from .session import OnnxModel
 from .threads import blas_single_thread
@@ -37,7 +38,7 @@ EXAMPLE_SECONDS = 0.96  # window and hop of one example
 _MEL_BREAK_HZ = 700.0
 _MEL_HIGH_Q = 1127.0
 
-OUTPUTS = ("postprocessed", "embedding", "embedding_raw")
+OUTPUTS = VGGISH_OUTPUTS
 FRONTEND_PARAMS = {
     "sample_rate": SAMPLE_RATE,
     "stft_window_seconds": STFT_WINDOW_SECONDS,

@@ -1,0 +1,169 @@
+"""Rendering results for people and programs: tables, JSON and CSV on stdout; notes on stderr.
+
+The CLI parses, calls the library, then hands what it got to one function here. Data goes to
+stdout (so ``pqeval score ... --json > x.json`` works); warnings, notes and progress go to
+stderr, and ``quiet`` silences all but errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from .scoring import PairScore
+
+PROGRESS_LOG_SECONDS = 10.0  # without a terminal, a progress line at most this often
+
+
+def stderr(msg: str, quiet: bool = False) -> None:
+    """One line on stderr unless ``quiet``."""
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _console(err: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=err, soft_wrap=False)
+
+
+def fmt_score(v: float | None) -> str:
+    """A score with 4 decimals, or NaN."""
+    return "NaN" if v is None or math.isnan(v) else f"{v:.4f}"
+
+
+def json_text(data: Any) -> str:
+    """Strict JSON (NaN is not allowed: callers put None there), indented."""
+    return json.dumps(data, indent=2, allow_nan=False)
+
+
+def pair_table(result: PairScore) -> None:
+    """The score table on stdout: one row per metric, its value and what it is the mean of."""
+    from rich.table import Table
+
+    t = Table(title=f"{Path(result.clean).name}  vs  {Path(result.degraded).name}", title_justify="left")
+    t.add_column("metric")
+    t.add_column("score", justify="right")
+    t.add_column("detail")
+    for name, m in result.metrics.items():
+        if not m.ok:
+            detail = f"[red]{m.reason}[/red]"
+        elif "min" in m.details:
+            detail = f"mean of {len(m.details['frames'])} frames, min {m.details['min']:.4f}"
+            if m.details.get("note"):
+                name = f"{name} [bold yellow](not perceptual)[/bold yellow]"
+        else:
+            detail = ""
+        t.add_row(name, fmt_score(m.value), detail)
+    _console().print(t)
+
+
+def pair_notes(result: PairScore, quiet: bool = False) -> None:
+    """Provenance warnings and alignment/scoring notes of one pair, on stderr."""
+    for name, m in result.metrics.items():
+        if m.details.get("note"):
+            stderr(f"warning: {name}: {m.details['note']} ({m.details['weights']})", quiet)
+    for n in result.notes:
+        stderr(f"note: {n}", quiet)
+
+
+def pair_json(result: PairScore) -> None:
+    print(json_text(result.as_dict()))
+
+
+def batch_summary(rows: list[dict], out: str, scored: int, reused: int, failed: int, quiet: bool = False) -> None:
+    """The one-line outcome of a batch and a line per failed pair, on stderr."""
+    stderr(f"pqeval: {len(rows)} pairs -> {out}: {scored} scored, {reused} reused, {failed} failed", quiet)
+    for r in rows:
+        if r.get("error"):
+            where = "" if r["error"].startswith(str(r["degraded"])) else f"{r['degraded']}: "
+            stderr(f"pqeval: failed: {where}{r['error']}")
+
+
+def models_table(rows: list[dict], search_dirs: list[str]) -> None:
+    """``pqeval models``: installed models and their provenance (warnings on stderr)."""
+    from rich.table import Table
+
+    if not rows:
+        print("No models installed. Looked in: " + ", ".join(search_dirs))
+        print("Get one with `pqeval export vggish --weights DIR` (or `--seeded 0` for a test model).")
+        return
+    t = Table(title="installed models")
+    for col in ("model", "weights", "verified at export", "size", "path"):
+        t.add_column(col)
+    for r in rows:
+        w = r["weights"] if r["perceptual"] else f"[bold yellow]{r['weights']}[/bold yellow]"
+        v = r["verify"]
+        ver = f"max|Δ| {v['max_abs_diff']:.1e}, cos {v['cosine_min']:.6f}" if "max_abs_diff" in v else ""
+        if r["status"] != "ok":
+            ver = f"[red]{r['status']}[/red]"
+        t.add_row(r["key"], w, ver, f"{r['size_mb']} MB", r["path"])
+    _console().print(t)
+    for r in rows:
+        if r["note"]:
+            stderr(f"warning: {r['key']}: {r['note']}")
+
+
+def bench_table(rows: list[dict], reps: int) -> None:
+    """``pqeval bench``: one row per model."""
+    from rich.table import Table
+
+    tab = Table(title=f"pqeval bench: {rows[0]['audio_s']} s of audio, {rows[0]['threads']} threads, {reps} runs")
+    cols = ("model", "load s", "median s", "min–max s", "per 10 s audio", "ms per example/window", "GFLOP/s",
+            "peak RSS MB (process)")
+    for col in cols:
+        tab.add_column(col)
+    for r in rows:
+        tab.add_row(r["model"], f"{r['load_s']:.2f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}–{r['max_s']:.3f}",
+                    f"{r['per_10s_audio_s']:.3f}", f"{r['per_unit_ms']:.1f}", str(r["gflops_end_to_end"] or "–"),
+                    f"{r['peak_rss_mb']:.0f}")
+    _console().print(tab)
+
+
+class Progress:
+    """Progress of long work on stderr: a live bar on a terminal, else a plain line at most every
+    PROGRESS_LOG_SECONDS (and at the end), so logs of unattended runs show it too."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        self.label = label
+        self.quiet = quiet
+        self.live = sys.stderr.isatty() and not quiet
+        self._bar: Any = None
+        self._task: Any = None
+        self._last = 0.0
+
+    def __enter__(self) -> Progress:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.description}"), console=_console(err=True), transient=True)
+            self._bar.__enter__()
+        self._start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int, item: str) -> None:
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(item, total=total)
+            self._bar.update(self._task, completed=done, description=item)
+            return
+        now = time.monotonic()
+        if not self.quiet and (now - self._last >= PROGRESS_LOG_SECONDS or done == total):
+            self._last = now
+            stderr(f"pqeval: {self.label} {done}/{total} ({now - self._start:.0f} s) {item}")
+
+
+def lines(items: Iterable[str]) -> None:
+    for item in items:
+        print(item)
