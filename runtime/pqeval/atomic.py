@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from .errors import UsageError
 
@@ -40,7 +41,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise UsageError(f"{path}: cannot write here ({e.strerror or e})") from None
     try:
         os.chmod(tmp, _mode(path))
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
+        text = "b" not in mode
+        with os.fdopen(fd, mode, newline="" if text else None, encoding="utf-8" if text else None) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -70,7 +72,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def atomic_write_audio(path: str | os.PathLike, samples, sr: int, sf_format: str = "WAV", subtype: str = "FLOAT") -> None:
+def atomic_write_audio(
+    path: str | os.PathLike, samples, sr: int, sf_format: str = "WAV", subtype: str = "FLOAT"
+) -> None:
     """Write audio with soundfile through ``atomic_open``; UsageError naming the file if it fails."""
     import soundfile as sf
 

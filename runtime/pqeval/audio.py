@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -108,9 +108,7 @@ def check_samples(samples: np.ndarray, sr: int, name: str = "<array>") -> None:
     bad = ~np.isfinite(samples)
     if bad.any():
         first = int(np.flatnonzero(bad.reshape(len(samples), -1).any(axis=1))[0])
-        raise AudioError(
-            f"{name}: {int(bad.sum())} non-finite (NaN/inf) samples, the first at {first / sr:.3f} s"
-        )
+        raise AudioError(f"{name}: {int(bad.sum())} non-finite (NaN/inf) samples, the first at {first / sr:.3f} s")
 
 
 def wav_truncation(path: str | os.PathLike) -> tuple[int, int] | None:

@@ -14,17 +14,16 @@ import csv
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from .atomic import atomic_write_text
 from .audio import Audio, audio_files, open_audio
 from .errors import PqevalError, UsageError
-from .results import columns, pair_row, read_rows, to_csv
-from .scoring import Scorer, ScoreOptions
 from .integrity import sha256_file as file_sha256
-
+from .results import columns, pair_row, read_rows, to_csv
+from .scoring import ScoreOptions, Scorer
 
 
 @dataclass
@@ -47,10 +46,7 @@ def pairs_from_csv(path: str | os.PathLike) -> list[Pair]:
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise UsageError(f"{path}: cannot read the pairs file ({e})") from None
     extra_cols = [c for c in reader.fieldnames if c not in ("clean", "degraded")]
-    return [
-        Pair(base / r["clean"], base / r["degraded"], {c: r.get(c, "") for c in extra_cols})
-        for r in rows
-    ]
+    return [Pair(base / r["clean"], base / r["degraded"], {c: r.get(c, "") for c in extra_cols}) for r in rows]
 
 
 def pairs_from_dirs(clean_dir: str | os.PathLike, degraded_dir: str | os.PathLike) -> list[Pair]:
@@ -129,7 +125,8 @@ def run_batch(
     pending = {(r.get("clean"), r.get("degraded")): r for r in previous}  # on disk until superseded
     keep_cols = cols + [c for c in dict.fromkeys(k for r in previous for k in r) if c not in cols]
     done = {
-        key: r for key, r in pending.items()
+        key: r
+        for key, r in pending.items()
         if r.get("settings") == settings and not r.get("error") and r.get("clean_sha256")
     }
     scorer = Scorer(options, cache=LRUCache(CLEAN_CACHE_SIZE))  # pairs of one clean file come together

@@ -19,19 +19,26 @@ from .registry import DEFAULT_HOP, OPENL3, gflop_per_unit
 def synthetic_signal(seconds: float, sr: int = 16000) -> np.ndarray:
     """A deterministic vibrato tone plus noise, (seconds * sr,) float64."""
     t = np.arange(int(seconds * sr)) / sr
-    return 0.3 * np.sin(2 * np.pi * (220 + 40 * np.sin(t)) * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t))
+    return 0.3 * np.sin(2 * np.pi * (220 + 40 * np.sin(t)) * t) + 0.05 * np.random.default_rng(0).standard_normal(
+        len(t)
+    )
 
 
 def run_bench(
-    models: tuple[str, ...], seconds: float = 10.0, threads: int | None = None, reps: int = 5,
-    hop: float = DEFAULT_HOP, openl3_model: str = OPENL3.default_key, audio: Path | None = None,
+    models: tuple[str, ...],
+    seconds: float = 10.0,
+    threads: int | None = None,
+    reps: int = 5,
+    hop: float = DEFAULT_HOP,
+    openl3_model: str = OPENL3.default_key,
+    audio: Path | None = None,
 ) -> list[dict]:
     """Load each family's model, embed the signal once to warm up, then time ``reps`` runs.
 
     models: embedding family names (registry); seconds: length of the synthetic 16 kHz signal
     (ignored with ``audio``). Returns one dict per model (times in s, memory in MB).
     """
-    from .scoring import Scorer, ScoreOptions
+    from .scoring import ScoreOptions, Scorer
     from .session import open_model
 
     if seconds <= 0 or reps < 1 or hop <= 0:
@@ -62,12 +69,23 @@ def run_bench(
             times.append(time.perf_counter() - t0)
         med = float(np.median(times))
         gflop = gflop_per_unit(key)
-        rows.append({
-            "model": key, "weights": m.weights, "threads": m.threads, "audio_s": round(len(x) / sr, 3),
-            "hop_s": hop if name == OPENL3.name else None, "units": units, "load_s": round(load_s, 4),
-            "median_s": round(med, 4), "min_s": round(min(times), 4), "max_s": round(max(times), 4), "reps": reps,
-            "per_10s_audio_s": round(med * 10 * sr / len(x), 4), "per_unit_ms": round(1e3 * med / max(units, 1), 2),
-            "gflops_end_to_end": round(gflop * units / med, 1) if gflop else None,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        })
+        rows.append(
+            {
+                "model": key,
+                "weights": m.weights,
+                "threads": m.threads,
+                "audio_s": round(len(x) / sr, 3),
+                "hop_s": hop if name == OPENL3.name else None,
+                "units": units,
+                "load_s": round(load_s, 4),
+                "median_s": round(med, 4),
+                "min_s": round(min(times), 4),
+                "max_s": round(max(times), 4),
+                "reps": reps,
+                "per_10s_audio_s": round(med * 10 * sr / len(x), 4),
+                "per_unit_ms": round(1e3 * med / max(units, 1), 2),
+                "gflops_end_to_end": round(gflop * units / med, 1) if gflop else None,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+        )
     return rows

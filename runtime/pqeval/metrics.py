@@ -64,7 +64,11 @@ def pesq_score(ref: np.ndarray, deg: np.ndarray, sr: int, mode: str = "wb") -> M
     if len(ref) / sr < PESQ_MIN_SECONDS:
         return failed(name, f"too short for PESQ: {len(ref) / sr:.3f} s < {PESQ_MIN_SECONDS} s")
     if len(ref) / sr > PESQ_MAX_SECONDS:
-        return failed(name, f"too long for PESQ: {len(ref) / sr:.0f} s > {PESQ_MAX_SECONDS:.0f} s (the pesq package crashes on long speech); score shorter segments")
+        return failed(
+            name,
+            f"too long for PESQ: {len(ref) / sr:.0f} s > {PESQ_MAX_SECONDS:.0f} s "
+            "(the pesq package crashes on long speech); score shorter segments",
+        )
     if not np.any(deg):  # pesq would raise a bare ValueError
         return failed(name, "degraded signal is all zero")
     r, d = (resample(ref, sr, target), resample(deg, sr, target)) if sr != target else (ref, deg)
@@ -74,7 +78,11 @@ def pesq_score(ref: np.ndarray, deg: np.ndarray, sr: int, mode: str = "wb") -> M
         else:
             value = _pesq.pesq(target, r, d, mode, on_error=_pesq.PesqError.RAISE_EXCEPTION)
     except _PesqCrashed as e:
-        return failed(name, f"PESQ crashed on this {len(r) / target:.0f} s input ({e}); the pesq package fails on long speech: score shorter segments")
+        return failed(
+            name,
+            f"PESQ crashed on this {len(r) / target:.0f} s input ({e}); "
+            "the pesq package fails on long speech: score shorter segments",
+        )
     except _pesq.NoUtterancesError:
         return failed(name, "PESQ detected no utterances in the clean reference (it needs speech)")
     except _pesq.BufferTooShortError:
@@ -147,7 +155,9 @@ def stoi_score(ref: np.ndarray, deg: np.ndarray, sr: int, extended: bool = False
     finally:
         np.random.set_state(state)
     if value == STOI_TOO_SHORT and any("Not enough STFT frames" in str(w.message) for w in caught):
-        return failed(name, f"too little non-silent audio for {name.upper()} (needs 30 frames ≈ 0.4 s after removing silence)")
+        return failed(
+            name, f"too little non-silent audio for {name.upper()} (needs 30 frames ≈ 0.4 s after removing silence)"
+        )
     if not math.isfinite(value):
         return failed(name, f"{name.upper()} is not finite (silent or constant input)")
     return MetricResult(name, value)

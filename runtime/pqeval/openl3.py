@@ -119,7 +119,9 @@ def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
     """Inverse of :func:`hz_to_mel` (librosa ``mel_to_hz(htk=False)``)."""
     m = np.asanyarray(mels, dtype=np.float64)
     freqs = _F_SP * m
-    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(m, _MIN_LOG_MEL) - _MIN_LOG_MEL)), freqs)
+    return np.where(
+        m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(m, _MIN_LOG_MEL) - _MIN_LOG_MEL)), freqs
+    )
 
 
 @lru_cache(maxsize=8)
@@ -183,7 +185,9 @@ class OpenL3Frontend:
             x = np.pad(x, ((0, 0), (0, need - x.shape[1])))
         b, n = x.shape
         frames = np.lib.stride_tricks.as_strided(
-            x, shape=(b, self.n_frames, self.n_fft), strides=(x.strides[0], x.strides[1] * HOP_LENGTH, x.strides[1]),
+            x,
+            shape=(b, self.n_frames, self.n_fft),
+            strides=(x.strides[0], x.strides[1] * HOP_LENGTH, x.strides[1]),
             writeable=False,
         )
         return np.abs(np.fft.rfft(frames * self.window, n=self.n_fft, axis=-1))
@@ -210,6 +214,7 @@ def resample_to_48k(x: np.ndarray, sr: int) -> np.ndarray:
 
 
 # --- openl3 0.4.2 framing (_preprocess_audio_batch) ------------------------------------------
+
 
 def hop_samples(hop_size: float) -> int:
     """Window hop in 48 kHz samples exactly as openl3 computes it: ``int(hop_size * 48000)``."""
@@ -241,8 +246,13 @@ def window_span(first: int, count: int, hop_size: float, center: bool = True) ->
 
 
 def cut_windows(
-    x48: np.ndarray, first: int, count: int, hop_size: float, center: bool = True,
-    base: int = 0, total: int | None = None,
+    x48: np.ndarray,
+    first: int,
+    count: int,
+    hop_size: float,
+    center: bool = True,
+    base: int = 0,
+    total: int | None = None,
 ) -> np.ndarray:
     """Windows ``first .. first+count-1`` of a 48 kHz signal, zero-padded as openl3: [count, 48000] float32.
 
@@ -300,7 +310,9 @@ class OpenL3Embedder:
             raise ModelError(f"{model.path}: no usable OpenL3 frontend description in its metadata") from None
         if params != expected:
             diff = sorted(k for k in set(params) | set(expected) if params.get(k) != expected.get(k))
-            raise ModelError(f"{model.path}: exported with frontend parameters this runtime does not compute ({', '.join(diff)})")
+            raise ModelError(
+                f"{model.path}: exported with frontend parameters this runtime does not compute ({', '.join(diff)})"
+            )
         return input_repr
 
     def run_windows(self, windows: np.ndarray) -> np.ndarray:
@@ -325,8 +337,10 @@ class OpenL3Embedder:
             raise AudioError(f"{len(x)} samples are too few to resample from {sr} Hz to {SAMPLE_RATE} Hz")
         notes: tuple[str, ...] = ()
         if n48 < FRAME_LENGTH:
-            notes = (f"clip is {n48 / SAMPLE_RATE:.3f} s, shorter than OpenL3's 1 s window: "
-                     "zero-padded to one window, as openl3 does",)
+            notes = (
+                f"clip is {n48 / SAMPLE_RATE:.3f} s, shorter than OpenL3's 1 s window: "
+                "zero-padded to one window, as openl3 does",
+            )
         n = num_windows(n48, self.hop, self.center)
         parts = []
         with blas_single_thread():  # numpy between ORT runs must not fight ORT's threads (threads.py)
@@ -335,7 +349,9 @@ class OpenL3Embedder:
                 a, b = window_span(first, count, self.hop, self.center)
                 a, b = max(a, 0), min(b, n48)
                 block = resample_range(x, sr, SAMPLE_RATE, a, b, RESAMPLER)
-                parts.append(self.run_windows(cut_windows(block, first, count, self.hop, self.center, base=a, total=n48)))
+                parts.append(
+                    self.run_windows(cut_windows(block, first, count, self.hop, self.center, base=a, total=n48))
+                )
         frames = np.concatenate(parts).astype(np.float32, copy=False)
         key = getattr(self.model, "key", self.name)
         return Embedding(frames, window_times(n, self.hop), key, self.model.weights, notes)

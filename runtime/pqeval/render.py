@@ -11,8 +11,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .scoring import PairScore
@@ -114,14 +115,29 @@ def bench_table(rows: list[dict], reps: int) -> None:
     from rich.table import Table
 
     tab = Table(title=f"pqeval bench: {rows[0]['audio_s']} s of audio, {rows[0]['threads']} threads, {reps} runs")
-    cols = ("model", "load s", "median s", "min–max s", "per 10 s audio", "ms per example/window", "GFLOP/s",
-            "peak RSS MB (process)")
+    cols = (
+        "model",
+        "load s",
+        "median s",
+        "min–max s",
+        "per 10 s audio",
+        "ms per example/window",
+        "GFLOP/s",
+        "peak RSS MB (process)",
+    )
     for col in cols:
         tab.add_column(col)
     for r in rows:
-        tab.add_row(r["model"], f"{r['load_s']:.2f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}–{r['max_s']:.3f}",
-                    f"{r['per_10s_audio_s']:.3f}", f"{r['per_unit_ms']:.1f}", str(r["gflops_end_to_end"] or "–"),
-                    f"{r['peak_rss_mb']:.0f}")
+        tab.add_row(
+            r["model"],
+            f"{r['load_s']:.2f}",
+            f"{r['median_s']:.3f}",
+            f"{r['min_s']:.3f}–{r['max_s']:.3f}",
+            f"{r['per_10s_audio_s']:.3f}",
+            f"{r['per_unit_ms']:.1f}",
+            str(r["gflops_end_to_end"] or "–"),
+            f"{r['peak_rss_mb']:.0f}",
+        )
     _console().print(tab)
 
 
@@ -142,8 +158,15 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as Bar
 
-            self._bar = Bar(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            TextColumn("{task.description}"), console=_console(err=True), transient=True)
+            self._bar = Bar(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+                console=_console(err=True),
+                transient=True,
+            )
             self._bar.__enter__()
         self._start = time.monotonic()
         return self

@@ -160,7 +160,9 @@ def _needs_flip_fix(sr_in: int, sr_out: int, filter: str) -> bool:
     return scale * FILTERS[filter].per_zero != int(scale * FILTERS[filter].per_zero)
 
 
-def _fix_flips(y: np.ndarray, xs: np.ndarray, offset: int, n_in: int, start: int, sr_in: int, sr_out: int, filter: str) -> None:
+def _fix_flips(
+    y: np.ndarray, xs: np.ndarray, offset: int, n_in: int, start: int, sr_in: int, sr_out: int, filter: str
+) -> None:
     """Recompute, in place, outputs y[k] (global index start + k) whose float time fell below an integer.
 
     ``xs`` holds input samples [offset, offset + len(xs)) of a signal n_in samples long.
@@ -250,7 +252,7 @@ def _bands(H: np.ndarray) -> tuple:
     def split(n: int) -> tuple:
         edges = np.linspace(0, H.shape[1], n + 1).round().astype(int)
         bands = []
-        for c0, c1 in zip(edges[:-1], edges[1:]):
+        for c0, c1 in zip(edges[:-1], edges[1:], strict=True):
             used = np.flatnonzero(nz[:, c0:c1].any(axis=1))
             band = np.ascontiguousarray(H[used[0] : used[-1] + 1, c0:c1])
             band.setflags(write=False)
@@ -303,7 +305,9 @@ def _outputs(plan: _Plan, xs: np.ndarray, offset: int, n_in: int, n_out: int, st
             if a < offset or b > offset + len(xs):
                 raise AssertionError("resampler input slice does not cover the chunk")  # a bug, not bad input
             seg[a - lo : b - lo] = xs[a - offset : b - offset]
-        rows = np.lib.stride_tricks.as_strided(seg, (r1 - r0, span), (plan.D * seg.itemsize, seg.itemsize), writeable=False)
+        rows = np.lib.stride_tricks.as_strided(
+            seg, (r1 - r0, span), (plan.D * seg.itemsize, seg.itemsize), writeable=False
+        )
         out = np.empty((r1 - r0, plan.U))
         for c0, c1, b0, band in plan.bands:
             out[:, c0:c1] = rows[:, b0 : b0 + band.shape[0]] @ band
@@ -367,7 +371,9 @@ def resample_range(x, sr_in: int, sr_out: int, start: int, stop: int, filter: st
     return y
 
 
-def resampled(x: np.ndarray | LazySamples, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> np.ndarray | LazySamples:
+def resampled(
+    x: np.ndarray | LazySamples, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER
+) -> np.ndarray | LazySamples:
     """``resample(x, sr_in, sr_out)`` of a 1-D signal; for LazySamples the result is lazy too.
 
     The lazy result computes each range with ``resample_range`` when it is read (bit-identical

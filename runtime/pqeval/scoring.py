@@ -9,9 +9,10 @@ unusable input files raise (AudioError).
 from __future__ import annotations
 
 import importlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, MutableMapping
+from typing import Any
 
 import numpy as np
 
@@ -104,8 +105,11 @@ class ScoreOptions:
 
     def embedder_args(self, name: str) -> dict[str, Any]:
         """Keyword arguments of family ``name``'s embedder (e.g. ``{"hop": 0.5}``)."""
-        return {f.metadata["arg"]: getattr(self, f.name) for f in fields(self)
-                if f.metadata.get("family") == name and f.metadata.get("arg")}
+        return {
+            f.metadata["arg"]: getattr(self, f.name)
+            for f in fields(self)
+            if f.metadata.get("family") == name and f.metadata.get("arg")
+        }
 
 
 @dataclass
@@ -137,7 +141,9 @@ class PairScore:
         }
 
 
-def align(clean: Audio, degraded: Audio, policy: str = "trim") -> tuple[np.ndarray | LazySamples, np.ndarray | LazySamples, int, list[str]]:
+def align(
+    clean: Audio, degraded: Audio, policy: str = "trim"
+) -> tuple[np.ndarray | LazySamples, np.ndarray | LazySamples, int, list[str]]:
     """Bring both signals to the clean rate and one length; return (clean, degraded, sr, notes).
 
     Signals read on demand (:func:`pqeval.audio.open_audio`) stay lazy: resampling and trimming
@@ -213,15 +219,18 @@ class Scorer:
         """
         self.check_models()
         ref, deg, sr, notes = align(clean, degraded, self.options.length)
+        whole: tuple[np.ndarray, np.ndarray] | None = None
         if any(m not in EMBEDDING_METRICS for m in self.options.metrics):
-            ref, deg = np.asarray(ref), np.asarray(deg)
+            whole = np.asarray(ref), np.asarray(deg)
+            ref, deg = whole
         results: dict[str, MetricResult] = {}
         for m in self.options.metrics:
             if m in EMBEDDING_METRICS:
                 results[m], emb_notes = self._similarity(m, ref, deg, sr, clean_id)
                 notes += [f"{m}: {n}" for n in emb_notes]
             else:
-                results[m] = self._classic(m, ref, deg, sr)
+                assert whole is not None  # read above: classic metrics need whole signals
+                results[m] = self._classic(m, *whole, sr)
         speech = [m for m in self.options.metrics if m in SPEECH_METRICS and results[m].ok]
         if speech and content_of(Path(clean.path).stem) == "music":
             notes.append(f"{', '.join(speech)}: speech measures, computed here on content named as music")

@@ -103,7 +103,11 @@ class OnnxModel:
         ext = self.sidecar.get("external_data")  # weights stored beside the graph (VGGish)
         if ext:
             data = self.path.with_name(ext["file"])
-            if not data.is_file() or data.stat().st_size != ext.get("size") or not integrity.has_sha256(data, ext.get("sha256")):
+            if (
+                not data.is_file()
+                or data.stat().st_size != ext.get("size")
+                or not integrity.has_sha256(data, ext.get("sha256"))
+            ):
                 raise ModelError(f"{data}: external weights missing or not matching their recorded sha256; re-export")
 
     @property
@@ -118,17 +122,22 @@ class OnnxModel:
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = self.threads
                 so.inter_op_num_threads = 1
-                so.enable_cpu_mem_arena = True  # ORT's default; on or off: same speed and VGGish RSS (bench/ort_tuning.py)
+                so.enable_cpu_mem_arena = (
+                    True  # ORT's default; on or off: same speed and VGGish RSS (bench/ort_tuning.py)
+                )
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 so.log_severity_level = 3
                 try:
                     sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
                 except Exception as e:  # ORT raises its own exception types for corrupt files
-                    raise ModelError(f"{self.path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
+                    raise ModelError(
+                        f"{self.path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})"
+                    ) from None
                 embedded = sess.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
                 if embedded != self.weights:
                     raise ModelError(
-                        f"{self.path}: weight provenance in the file ({embedded}) differs from its sidecar ({self.weights})"
+                        f"{self.path}: weight provenance in the file ({embedded}) "
+                        f"differs from its sidecar ({self.weights})"
                     )
                 self._session = sess
             return self._session
@@ -151,9 +160,15 @@ class OnnxModel:
         except ValueError:
             verify = {}
         return {
-            "key": self.key, "path": str(self.path), "size_mb": round((self.path.stat().st_size + ext_size) / 1e6, 1),
-            "weights": prov.raw, "perceptual": prov.perceptual, "note": prov.note,
-            "variant": meta.get("pqeval.variant", ""), "verify": verify, "status": status,
+            "key": self.key,
+            "path": str(self.path),
+            "size_mb": round((self.path.stat().st_size + ext_size) / 1e6, 1),
+            "weights": prov.raw,
+            "perceptual": prov.perceptual,
+            "note": prov.note,
+            "variant": meta.get("pqeval.variant", ""),
+            "verify": verify,
+            "status": status,
         }
 
 

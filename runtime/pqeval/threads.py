@@ -14,8 +14,8 @@ threadpoolctl does the limiting (a context costs ~13 us); if it is missing this 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @functools.lru_cache(maxsize=1)

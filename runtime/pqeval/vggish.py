@@ -154,9 +154,7 @@ class VGGishEmbedder:
         x = as_signal(audio)  # an array, or LazySamples read batch by batch
         n16 = output_length(len(x), sr, SAMPLE_RATE, fe.resampler)
         if n16 < fe.min_samples:
-            raise AudioError(
-                f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least 0.975 s"
-            )
+            raise AudioError(f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least 0.975 s")
         n_examples = (1 + (n16 - fe.window_length) // fe.hop_length) // fe.example_frames
         example_samples = fe.example_frames * fe.hop_length  # 15360 samples between examples
         parts = []
