@@ -7,7 +7,7 @@ Every known failure of those packages becomes a NaN with a reason:
 - pystoi raises on mismatched lengths and *returns* 1e-5 (with a RuntimeWarning) when fewer than
   30 non-silent frames remain: that 1e-5 is not a score and is reported as NaN;
 - pesq's C code overflows a fixed table of utterances on long speech and kills the process with
-  a segmentation fault (measured: 150 s of read speech scores, 180 s crashes). Pairs longer than
+  a segmentation fault on a few minutes of speech (docs/measurements.md). Pairs longer than
   ``PESQ_ISOLATE_SECONDS`` are therefore scored in a forked child process, and a crash there is
   a NaN with its reason.
 PESQ's C code carries an ITU/OPTICOM licence restricting commercial use; the ``pesq`` package is

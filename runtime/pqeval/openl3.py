@@ -166,8 +166,8 @@ class OpenL3Frontend:
         self.window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / self.n_fft)  # periodic Hann (tf.signal.hann_window)
         # The mel filterbank [n_mels, n_freq] is 99 % zeros (each bin feeds at most two triangles:
         # 2031 of 262,400 weights for mel256), so it is applied as a gather of each band's bins and
-        # a per-band sum: equal to kapre's dense tensordot up to summation order (~1e-16), 1.4 ms
-        # instead of 2.5 ms a window.
+        # a per-band sum: equal to kapre's dense tensordot up to summation order (~1e-16), and
+        # faster (docs/measurements.md).
         self._mel_sparse = None
         if self.n_mels:
             fb = mel_filterbank(SAMPLE_RATE, self.n_fft, self.n_mels).astype(np.float64)
@@ -275,14 +275,9 @@ def cut_windows(
 class OpenL3Embedder:
     """OpenL3 embeddings of a clip, ``batch_size`` windows per ORT call.
 
-    The CNN is > 95 % of the cost. Measured end to end on 10 s at hop 0.5 s (2 threads): 1 window
-    per call 2.34 s, 2 windows 2.50 s, 4 windows 2.50 s, 8 windows 2.51 s; ORT's kernels run a
-    single window fastest and its buffers stay smallest, hence 1. (Before numpy's BLAS was held
-    to one thread while embedding, pqeval/threads.py, the numpy work between calls fought ORT's
-    threads and 4 windows per call came out ahead.)
-
     ``hop`` (s) sets the window hop; each window costs a full CNN pass (~20 GFLOP for mel256),
-    so hop 0.1 is ten windows per second of audio and hop 0.5 two.
+    so hop 0.1 is ten windows per second of audio and hop 0.5 two. ``batch_size``: windows per
+    ORT call; 1 is fastest and smallest (docs/measurements.md).
     """
 
     name = "openl3"

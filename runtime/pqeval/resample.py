@@ -245,8 +245,7 @@ class _Plan:
 
 def _bands(H: np.ndarray) -> tuple:
     """Column bands of H with their nonzero row ranges: the split with the fewest multiply-adds,
-    if it saves a quarter of them (measured, 1 BLAS thread, 10 s: 44.1 -> 16 kHz 6.6 -> 4.5 ms
-    with 5 bands; 16 -> 48 kHz, where 2 bands would save 10 %, 23 ms -> 25 ms: kept whole)."""
+    if it saves a quarter of them (why a quarter: docs/measurements.md)."""
     nz = H != 0
 
     def split(n: int) -> tuple:

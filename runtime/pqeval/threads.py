@@ -3,12 +3,10 @@
 After a BLAS call, OpenBLAS's worker threads busy-wait for their next job (up to ~0.1 s), and
 ORT's intra-op workers do the same after a run. The embedders alternate numpy work (resampling
 GEMMs, spectrogram filterbanks) with ORT runs, so each side found the cores taken by the other's
-spinning threads. Measured on this 2-core machine (bench/results/results.md): VGGish's ORT run
-for 10 examples took 158 ms right after a numpy GEMM and 101 ms with BLAS held to one thread;
-the 44.1 kHz resampling took 43 ms after an ORT run and 11 ms. So while an embedder runs, BLAS
-gets the calling thread only and ORT owns the other cores: :func:`blas_single_thread`.
+spinning threads (measurements: docs/measurements.md). So while an embedder runs, BLAS gets
+the calling thread only and ORT owns the other cores: :func:`blas_single_thread`.
 
-threadpoolctl does the limiting (a context costs ~13 us); if it is missing this is a no-op.
+threadpoolctl does the limiting; if it is missing this is a no-op.
 """
 
 from __future__ import annotations

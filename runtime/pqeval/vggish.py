@@ -117,8 +117,7 @@ class VGGishEmbedder:
     output: "postprocessed" (default; torchvggish's ``vggish()`` output, what the study used),
     "embedding" (torchvggish before PCA) or "embedding_raw" (before the final ReLU, as TF VGGish).
 
-    batch_size 16: as fast as 64 (10 min of audio: 6.25 s vs 6.14 s) and, with ORT's memory
-    arena, peak RSS stays at 466 MB on 1 and 10 minutes, where 64 grows 560 -> 668 MB.
+    batch_size: examples per ORT call; 16 keeps memory flat on long clips (docs/measurements.md).
     """
 
     name = "vggish"
