@@ -40,8 +40,12 @@ def worker(cfg: dict) -> dict:
     """Load the model with cfg's settings, time REPS runs of WORK units in batches of cfg['batch']."""
     import onnxruntime as ort
 
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
     so = ort.SessionOptions()
     so.graph_optimization_level = levels[cfg["opt"]]
     so.intra_op_num_threads = cfg["intra"]
@@ -53,8 +57,9 @@ def worker(cfg: dict) -> dict:
     if cfg.get("save_to"):
         so.optimized_model_filepath = cfg["save_to"]
         # weights beside the graph, as pqeval's own VGGish (one protobuf cannot hold > 2 GB either)
-        so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
-                                    Path(cfg["save_to"]).name + ".data")
+        so.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", Path(cfg["save_to"]).name + ".data"
+        )
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     t0 = time.perf_counter()
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
@@ -63,7 +68,10 @@ def worker(cfg: dict) -> dict:
     total = WORK[cfg["model"]]
     batch = cfg["batch"] or total
     rng = np.random.default_rng(0)
-    x = (rng.standard_normal((total, *shape)) * (20 if cfg["model"] == "openl3" else 2) - (40 if cfg["model"] == "openl3" else 3)).astype(np.float32)
+    x = (
+        rng.standard_normal((total, *shape)) * (20 if cfg["model"] == "openl3" else 2)
+        - (40 if cfg["model"] == "openl3" else 3)
+    ).astype(np.float32)
     sess.run(None, {name: x[:batch]})  # warm-up
     times = []
     for _ in range(REPS):
@@ -71,12 +79,20 @@ def worker(cfg: dict) -> dict:
         for i in range(0, total, batch):
             sess.run(None, {name: x[i : i + batch]})
         times.append(time.perf_counter() - t0)
-    return {"load_s": load_s, "median_s": float(np.median(times)), "min_s": min(times), "max_s": max(times),
-            "per_unit_ms": 1e3 * float(np.median(times)) / total, "peak_rss_mb": _vm_hwm_mb()}
+    return {
+        "load_s": load_s,
+        "median_s": float(np.median(times)),
+        "min_s": min(times),
+        "max_s": max(times),
+        "per_unit_ms": 1e3 * float(np.median(times)) / total,
+        "peak_rss_mb": _vm_hwm_mb(),
+    }
 
 
 def run(cfg: dict) -> dict:
-    p = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True, timeout=600
+    )
     if p.returncode != 0:
         return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -118,17 +134,25 @@ def main() -> None:
                 print(f"{model:7s} {label:38s} {json.dumps(r)}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "ort_tuning.json").write_text(json.dumps({"reps": REPS, "work": WORK, "rows": rows}, indent=2) + "\n")
-    lines = ["# ONNX Runtime settings, measured (`python bench/ort_tuning.py`)", "",
-             f"Each row is a fresh process; warm time = median of {REPS} runs over {WORK['vggish']} VGGish examples / "
-             f"{WORK['openl3']} OpenL3 windows; load = session creation; peak RSS = VmHWM. Baseline (pqeval): "
-             "opt level all, intra 2, inter 1, arena on, prepacking on; VGGish 16 examples per call, OpenL3 1 window "
-             "(end to end, numpy's BLAS held to one thread while embedding: see pqeval/threads.py and README).", "",
-             "| model | setting | load s | warm s | ms per unit | peak RSS MB |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# ONNX Runtime settings, measured (`python bench/ort_tuning.py`)",
+        "",
+        f"Each row is a fresh process; warm time = median of {REPS} runs over {WORK['vggish']} VGGish examples / "
+        f"{WORK['openl3']} OpenL3 windows; load = session creation; peak RSS = VmHWM. Baseline (pqeval): "
+        "opt level all, intra 2, inter 1, arena on, prepacking on; VGGish 16 examples per call, OpenL3 1 window "
+        "(end to end, numpy's BLAS held to one thread while embedding: see pqeval/threads.py and README).",
+        "",
+        "| model | setting | load s | warm s | ms per unit | peak RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['setting']} | error: {r['error']} | | | |")
         else:
-            lines.append(f"| {r['model']} | {r['setting']} | {r['load_s']:.2f} | {r['median_s']:.3f} | {r['per_unit_ms']:.1f} | {r['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {r['model']} | {r['setting']} | {r['load_s']:.2f} | {r['median_s']:.3f} | "
+                f"{r['per_unit_ms']:.1f} | {r['peak_rss_mb']:.0f} |"
+            )
     (a.out / "ort_tuning.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {a.out / 'ort_tuning.md'}")
 

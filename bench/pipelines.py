@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def now() -> float:
     return time.perf_counter()
 
@@ -37,12 +38,13 @@ class Pipeline:
 
 # --- originals ---------------------------------------------------------------------------------
 
+
 class TorchVGGish(Pipeline):
     kind, family = "vggish", "original"
 
     def imports(self) -> None:
         import torch
-        import torchvggish.torchvggish  # noqa: F401
+        import torchvggish.torchvggish
         import torchvggish.vggish_input  # noqa: F401
 
         torch.set_num_threads(self.threads)
@@ -56,8 +58,9 @@ class TorchVGGish(Pipeline):
         ppath = next(wdir.glob("vggish_pca_params-seeded*.pth"))
         nd = [np.ndarray, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
         rec = np._core.multiarray._reconstruct
-        with torch.serialization.safe_globals(nd + [(rec, "numpy.core.multiarray._reconstruct"),
-                                                    (rec, "numpy._core.multiarray._reconstruct")]):
+        with torch.serialization.safe_globals(
+            nd + [(rec, "numpy.core.multiarray._reconstruct"), (rec, "numpy._core.multiarray._reconstruct")]
+        ):
             state = torch.load(str(vpath), map_location="cpu", weights_only=True)
             pca = torch.load(str(ppath), map_location="cpu", weights_only=True)
         model = tv._vgg(postprocess=False)
@@ -95,7 +98,7 @@ class KerasOpenL3(Pipeline):
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-        import openl3  # noqa: F401
+        import openl3
         import openl3.models  # noqa: F401
 
     def load(self) -> None:
@@ -123,6 +126,7 @@ class KerasOpenL3(Pipeline):
 
 
 # --- ours --------------------------------------------------------------------------------------
+
 
 def blas_single_thread():
     from pqeval.threads import blas_single_thread as limit
@@ -167,8 +171,8 @@ class OursVGGish(Ours):
     kind, key = "vggish", "vggish"
 
     def imports(self) -> None:
-        import pqeval.audio  # noqa: F401
-        import pqeval.session  # noqa: F401
+        import pqeval.audio
+        import pqeval.session
         import pqeval.vggish  # noqa: F401
 
     def make_embedder(self):
@@ -195,8 +199,8 @@ class OursOpenL3(Ours):
     kind, key = "openl3", "openl3-mel256-music-512"
 
     def imports(self) -> None:
-        import pqeval.audio  # noqa: F401
-        import pqeval.openl3  # noqa: F401
+        import pqeval.audio
+        import pqeval.openl3
         import pqeval.session  # noqa: F401
 
     def make_embedder(self):

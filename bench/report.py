@@ -35,11 +35,19 @@ def derived(res: dict) -> dict:
         gflop = res["flops"][MODEL_FILE[kind]]["gflop_per_unit"]
         stem = MODEL_FILE[kind] + (f"-{r['variant']}" if r["variant"] else "")
         d = {
-            "kind": kind, "family": r["family"], "per10_s": per10,
-            "per10_min": min(r["warm_s"]) * 10 / r["seconds"], "per10_max": max(r["warm_s"]) * 10 / r["seconds"],
-            "n": len(r["warm_s"]), "per_unit_ms": 1e3 * r["warm_median_s"] / max(r["units"], 1), "units": r["units"],
-            "cold_s": r["cold"]["total_s"], "cold_overhead_s": r["cold"]["total_s"] - r["cold"]["first_embed_s"],
-            "import_s": r["cold"]["import_s"], "load_s": r["cold"]["load_s"], "rss_mb": r["peak_rss_mb"],
+            "kind": kind,
+            "family": r["family"],
+            "per10_s": per10,
+            "per10_min": min(r["warm_s"]) * 10 / r["seconds"],
+            "per10_max": max(r["warm_s"]) * 10 / r["seconds"],
+            "n": len(r["warm_s"]),
+            "per_unit_ms": 1e3 * r["warm_median_s"] / max(r["units"], 1),
+            "units": r["units"],
+            "cold_s": r["cold"]["total_s"],
+            "cold_overhead_s": r["cold"]["total_s"] - r["cold"]["first_embed_s"],
+            "import_s": r["cold"]["import_s"],
+            "load_s": r["cold"]["load_s"],
+            "rss_mb": r["peak_rss_mb"],
             "first_embed_s": r["cold"]["first_embed_s"],
             "cold_rss_mb": r["cold"]["peak_rss_mb"],
             "inference_gflops": gflop * r["inference_units"] / r["inference_s"] if r["inference_s"] > 0 else None,
@@ -85,7 +93,8 @@ def headline(res: dict, d: dict) -> list[str]:
     lines = [
         f"Clip: {cfg['seconds']:g} s of real recordings at 16 kHz (../shared/audio, joined); OpenL3 hop {cfg['hop']} s "
         f"(pqeval's default; per-window cost does not depend on the hop); {cfg['threads']} threads everywhere; "
-        f"warm = median of {cfg['reps']} runs after a warm-up [min–max]; cold = median of {cfg.get('cold_runs', 1)} fresh processes: interpreter + imports + "
+        f"warm = median of {cfg['reps']} runs after a warm-up [min–max]; cold = median of "
+        f"{cfg.get('cold_runs', 1)} fresh processes: interpreter + imports + "
         "model load + first embedding of the clip read from disk (page cache warm); peak RSS = VmHWM of that process "
         "(cold + warm runs). Ratios are ours / the original's best over its configurations for each measure "
         "(`-blas1`: the original with numpy's OpenBLAS held to one thread, which pqeval does internally while "
@@ -93,25 +102,47 @@ def headline(res: dict, d: dict) -> list[str]:
         "it against its better configuration. Model files are verified by sha256 once, then by stat, as a user's "
         "second and later runs see them (first-run hashing times are listed below the table).",
         "",
-        "| model | pipeline | warm s per 10 s audio | ms per example/window | warm ours/orig | cold start s (overhead without first embedding) | cold ours/orig (overhead) | peak RSS MB | RSS ours/orig | model MB | accuracy vs fp32 |",
+        (
+            "| model | pipeline | warm s per 10 s audio | ms per example/window | warm ours/orig | cold start s "
+            "(overhead without first embedding) | cold ours/orig (overhead) | peak RSS MB | RSS ours/orig | model MB "
+            "| accuracy vs fp32 |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, x in d.items():
-        acc = "reference" if x["family"] == "original" else ("exact (fp32 reference)" if name in ("pqeval-vggish", "pqeval-openl3") else _acc(x["accuracy"], x["kind"]))
+        acc = (
+            "reference"
+            if x["family"] == "original"
+            else (
+                "exact (fp32 reference)"
+                if name in ("pqeval-vggish", "pqeval-openl3")
+                else _acc(x["accuracy"], x["kind"])
+            )
+        )
         warm = f"{x['per10_s']:.3f} [{x['per10_min']:.3f}–{x['per10_max']:.3f}]"
         mark = "**" if x["family"] == "ours" else ""
         wr = f"{mark}{x['warm_ratio']:.2f}{mark} ({1 / x['warm_ratio']:.2f}× faster)" if "warm_ratio" in x else "–"
         cr = f"{mark}{x['cold_ratio']:.2f}{mark} ({x['cold_overhead_ratio']:.3f})" if "cold_ratio" in x else "–"
         rr = f"{mark}{x['rss_ratio']:.2f}{mark}" if "rss_ratio" in x else "–"
-        lines.append(f"| {x['kind']} | {name} | {warm} | {x['per_unit_ms']:.1f} | {wr} | {x['cold_s']:.2f} ({x['cold_overhead_s']:.2f}) | {cr} | "
-                     f"{x['rss_mb']:.0f} | {rr} | {_f(x['size_mb'], '.1f')} | {acc} |")
-    lines += ["", f"Accuracy of compact variants: {SEEDED_NOTE}; measured on real recordings from ../shared/audio "
-              "(VGGish: cosine of the 128-d embedding per 0.96 s example and share of changed 8-bit postprocessed values; "
-              "OpenL3 int8qdq: cosine per 1 s window, hop 0.5 s, on recordings held out of its calibration)."]
+        lines.append(
+            f"| {x['kind']} | {name} | {warm} | {x['per_unit_ms']:.1f} | {wr} | {x['cold_s']:.2f} "
+            f"({x['cold_overhead_s']:.2f}) | {cr} | "
+            f"{x['rss_mb']:.0f} | {rr} | {_f(x['size_mb'], '.1f')} | {acc} |"
+        )
+    lines += [
+        "",
+        f"Accuracy of compact variants: {SEEDED_NOTE}; measured on real recordings from ../shared/audio "
+        "(VGGish: cosine of the 128-d embedding per 0.96 s example and share of changed 8-bit postprocessed values; "
+        "OpenL3 int8qdq: cosine per 1 s window, hop 0.5 s, on recordings held out of its calibration).",
+    ]
     fv = res["prepare"].get("first_verify_s") or {}
     if fv:
-        lines += ["", "First use of a model file (sha256 of the file and its weights, recorded for later runs by stat): "
-                  + ", ".join(f"{k} {v:.2f} s" for k, v in fv.items()) + "."]
+        lines += [
+            "",
+            "First use of a model file (sha256 of the file and its weights, recorded for later runs by stat): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in fv.items())
+            + ".",
+        ]
     return lines
 
 
@@ -145,29 +176,64 @@ def targets(res: dict, d: dict) -> list[str]:
     best_cold = {k: best_original(res["pipelines"], k)["cold_s"] for k in ORIGINAL}
     vggish_mb = dv["size_mb"]
     cold_note = (
-        f"VGGish: interpreter + imports {dv['cold_s'] - dv['load_s'] - dv['first_embed_s']:.2f} s, session on {vggish_mb:.0f} MB of fp32 weights "
-        f"{dv['load_s']:.2f} s, first embedding {dv['first_embed_s']:.2f} s; 10× means ≤ {best_cold['vggish'] / 10:.2f} s, about what "
-        f"ORT alone needs to create the session. OpenL3: the first embedding alone is {do['first_embed_s']:.2f} s of compute "
+        f"VGGish: interpreter + imports {dv['cold_s'] - dv['load_s'] - dv['first_embed_s']:.2f} s, session on "
+        f"{vggish_mb:.0f} MB of fp32 weights "
+        f"{dv['load_s']:.2f} s, first embedding {dv['first_embed_s']:.2f} s; 10× means ≤ "
+        f"{best_cold['vggish'] / 10:.2f} s, about what "
+        f"ORT alone needs to create the session. OpenL3: the first embedding alone is {do['first_embed_s']:.2f} "
+        "s of compute "
         f"({do['units']} windows × {res['flops'][MODEL_FILE['openl3']]['gflop_per_unit']:.1f} GFLOP); "
         f"10× means ≤ {best_cold['openl3'] / 10:.2f} s for everything"
     )
-    rss_note = (f"VGGish: its {vggish_mb:.0f} MB of fp32 weights stay resident; only the int8fc variant "
-                + (f"({d8['rss_ratio']:.2f}) " if d8 and 'rss_ratio' in d8 else "") + "is under 1/3, and it changes 8-bit outputs")
+    rss_note = (
+        f"VGGish: its {vggish_mb:.0f} MB of fp32 weights stay resident; only the int8fc variant "
+        + (f"({d8['rss_ratio']:.2f}) " if d8 and "rss_ratio" in d8 else "")
+        + "is under 1/3, and it changes 8-bit outputs"
+    )
     lines += [
-        f"| warm ≥ {TARGET_WARM_SPEEDUP}× faster | {v['warm'][0]:.2f}× {mark(v['warm'][1])} | {o['warm'][0]:.2f}× {mark(o['warm'][1])} | same clip, same threads |",
-        f"| cold start ≥ {TARGET_COLD_SPEEDUP:g}× faster | {v['cold'][0]:.1f}× {mark(v['cold'][1])} | {o['cold'][0]:.1f}× {mark(o['cold'][1])} | {cold_note} |",
-        f"| peak RSS ≤ 1/3 of original | {v['rss'][0]:.2f} {mark(v['rss'][1])} | {o['rss'][0]:.2f} {mark(o['rss'][1])} | {rss_note} |",
-        f"| inference ≥ {TARGET_GEMM_SHARE:.0%} of GEMM peak ({gemm:.0f} GFLOP/s) | {v['gemm'][0]:.0%} {mark(v['gemm'][1])} | {o['gemm'][0]:.0%} {mark(o['gemm'][1])} | analytic conv/gemm FLOPs ÷ ORT run time vs numpy float32 {res['gemm'][str(res['config']['threads'])]['n']}³ matmul |",
-        f"| resample + frontend ≤ {TARGET_PRE_SHARE:.0%} (16 kHz input) | {v['pre16'][0]:.1%} {mark(v['pre16'][1])} | {o['pre16'][0]:.1%} {mark(o['pre16'][1])} | VGGish needs no resampling at 16 kHz; OpenL3 computes a float64 199 × 2048-point STFT and mel spectrogram per 1 s window |",
-        f"| resample + frontend ≤ {TARGET_PRE_SHARE:.0%} (44.1 kHz input) | {v['pre44'][0]:.1%} {mark(v['pre44'][1])} | {o['pre44'][0]:.1%} {mark(o['pre44'][1])} | resampy-exact kaiser_best: at 44.1 → 16 kHz 353 taps per output (56 M multiply-adds per 10 s, float64) plus resampy's float time-register fix-ups; OpenL3's 44.1 → 48 kHz is cheap |",
-        f"| peak RSS {v['mem'][3]:g} s ≤ {TARGET_MEM_GROWTH}× {v['mem'][2]:g} s | {v['mem'][0]:.2f}× {mark(v['mem'][1])} | {o['mem'][0]:.2f}× {mark(o['mem'][1])} | the input is read from disk batch by batch (`open_audio`, as `pqeval score` does); features and resampling are per batch of windows |",
+        (
+            f"| warm ≥ {TARGET_WARM_SPEEDUP}× faster | {v['warm'][0]:.2f}× {mark(v['warm'][1])} | "
+            f"{o['warm'][0]:.2f}× {mark(o['warm'][1])} | same clip, same threads |"
+        ),
+        (
+            f"| cold start ≥ {TARGET_COLD_SPEEDUP:g}× faster | {v['cold'][0]:.1f}× {mark(v['cold'][1])} | "
+            f"{o['cold'][0]:.1f}× {mark(o['cold'][1])} | {cold_note} |"
+        ),
+        (
+            f"| peak RSS ≤ 1/3 of original | {v['rss'][0]:.2f} {mark(v['rss'][1])} | {o['rss'][0]:.2f} "
+            f"{mark(o['rss'][1])} | {rss_note} |"
+        ),
+        (
+            f"| inference ≥ {TARGET_GEMM_SHARE:.0%} of GEMM peak ({gemm:.0f} GFLOP/s) | {v['gemm'][0]:.0%} "
+            f"{mark(v['gemm'][1])} | {o['gemm'][0]:.0%} {mark(o['gemm'][1])} | analytic conv/gemm FLOPs ÷ ORT run "
+            f"time vs numpy float32 {res['gemm'][str(res['config']['threads'])]['n']}³ matmul |"
+        ),
+        (
+            f"| resample + frontend ≤ {TARGET_PRE_SHARE:.0%} (16 kHz input) | {v['pre16'][0]:.1%} "
+            f"{mark(v['pre16'][1])} | {o['pre16'][0]:.1%} {mark(o['pre16'][1])} | VGGish needs no resampling at 16 "
+            "kHz; OpenL3 computes a float64 199 × 2048-point STFT and mel spectrogram per 1 s window |"
+        ),
+        (
+            f"| resample + frontend ≤ {TARGET_PRE_SHARE:.0%} (44.1 kHz input) | {v['pre44'][0]:.1%} "
+            f"{mark(v['pre44'][1])} | {o['pre44'][0]:.1%} {mark(o['pre44'][1])} | resampy-exact kaiser_best: at 44.1 "
+            "→ 16 kHz 353 taps per output (56 M multiply-adds per 10 s, float64) plus resampy's float time-register "
+            "fix-ups; OpenL3's 44.1 → 48 kHz is cheap |"
+        ),
+        (
+            f"| peak RSS {v['mem'][3]:g} s ≤ {TARGET_MEM_GROWTH}× {v['mem'][2]:g} s | {v['mem'][0]:.2f}× "
+            f"{mark(v['mem'][1])} | {o['mem'][0]:.2f}× {mark(o['mem'][1])} | the input is read from disk batch by "
+            "batch (`open_audio`, as `pqeval score` does); features and resampling are per batch of windows |"
+        ),
     ]
     return lines
 
 
 def stages_table(res: dict, d: dict) -> list[str]:
     gemm = res["gemm"]
-    lines = ["| pipeline | input rate | resample | frontend | inference | inference GFLOP/s | share of GEMM peak |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| pipeline | input rate | resample | frontend | inference | inference GFLOP/s | share of GEMM peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
     t = str(res["config"]["threads"])
     for name in ("pqeval-vggish", "pqeval-openl3"):
         r = res["pipelines"][name]
@@ -175,23 +241,42 @@ def stages_table(res: dict, d: dict) -> list[str]:
         for rate, s in r["stages"].items():
             tot = sum(s.values())
             gf = g / s["inference"]
-            lines.append(f"| {name} | {int(rate) / 1000:g} kHz | {s['resample'] / tot:.1%} | {s['frontend'] / tot:.1%} | "
-                         f"{s['inference'] / tot:.1%} | {gf:.1f} | {gf / gemm[t]['gflops']:.0%} |")
+            lines.append(
+                f"| {name} | {int(rate) / 1000:g} kHz | {s['resample'] / tot:.1%} | {s['frontend'] / tot:.1%} | "
+                f"{s['inference'] / tot:.1%} | {gf:.1f} | {gf / gemm[t]['gflops']:.0%} |"
+            )
     for name, x in d.items():
         if x["family"] != "original":
             continue
-        lines.append(f"| {name} (inference only) | 16 kHz | – | – | – | {x['inference_gflops']:.1f} | {x['gemm_share']:.0%} |")
-    lines += ["", "FLOPs per unit, counted from the ONNX graphs (2 × conv/gemm MACs, batch 1; `python bench/flops.py MODEL.onnx`): "
-              + ", ".join(f"{k} {v['gflop_per_unit']:.3f} GFLOP" for k, v in res["flops"].items())
-              + ". numpy float32 GEMM peak: " + ", ".join(f"{v['gflops']:.1f} GFLOP/s at {k} thread(s)" for k, v in gemm.items()) + "."]
+        lines.append(
+            f"| {name} (inference only) | 16 kHz | – | – | – | {x['inference_gflops']:.1f} | {x['gemm_share']:.0%} |"
+        )
+    lines += [
+        "",
+        "FLOPs per unit, counted from the ONNX graphs (2 × conv/gemm MACs, batch 1; `python bench/flops.py "
+        "MODEL.onnx`): "
+        + ", ".join(f"{k} {v['gflop_per_unit']:.3f} GFLOP" for k, v in res["flops"].items())
+        + ". numpy float32 GEMM peak: "
+        + ", ".join(f"{v['gflops']:.1f} GFLOP/s at {k} thread(s)" for k, v in gemm.items())
+        + ".",
+    ]
     return lines
 
 
 def scale_table(res: dict) -> list[str]:
-    lines = ["| pipeline | audio s | examples/windows | time s | ms per unit | peak RSS MB | input as float64 MB (not held: read from disk per batch) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| pipeline | audio s | examples/windows | time s | ms per unit | peak RSS MB | input as float64 MB (not "
+            "held: read from disk per batch) |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in res["scale"]:
-        lines.append(f"| {s['pipeline']}{' (hop %g s)' % s['hop'] if s['hop'] else ''} | {s['seconds']:g} | {s['units']} | {s['median_s']:.2f} | "
-                     f"{1e3 * s['median_s'] / max(s['units'], 1):.1f} | {s['peak_rss_mb']:.0f} | {s['whole_input_mb']:.1f} |")
+        hop = f" (hop {s['hop']:g} s)" if s["hop"] else ""
+        lines.append(
+            f"| {s['pipeline']}{hop} | {s['seconds']:g} | {s['units']} | {s['median_s']:.2f} | "
+            f"{1e3 * s['median_s'] / max(s['units'], 1):.1f} | {s['peak_rss_mb']:.0f} | {s['whole_input_mb']:.1f} |"
+        )
     return lines
 
 
@@ -200,7 +285,7 @@ def threads_table(res: dict) -> list[str]:
         return ["(not measured in --quick mode)"]
     lines = ["| pipeline | threads | warm s per 10 s audio | speed-up vs 1 thread |", "|---|---|---|---|"]
     base = {}
-    for key, r in sorted(res["threads"].items(), key=lambda kv: (kv[1]["pipeline"], kv[1]["threads"])):
+    for _key, r in sorted(res["threads"].items(), key=lambda kv: (kv[1]["pipeline"], kv[1]["threads"])):
         per10 = r["warm_median_s"] * 10 / r["seconds"]
         base.setdefault(r["pipeline"], per10)
         lines.append(f"| {r['pipeline']} | {r['threads']} | {per10:.3f} | {base[r['pipeline']] / per10:.2f}× |")
@@ -208,7 +293,13 @@ def threads_table(res: dict) -> list[str]:
 
 
 def compact_table(res: dict, d: dict) -> list[str]:
-    lines = ["| variant | file MB | session load s (verify sha256 + create) | warm ours/orig | peak RSS MB | accuracy vs fp32 (seeded weights) | export method |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| variant | file MB | session load s (verify sha256 + create) | warm ours/orig | peak RSS MB | accuracy "
+            "vs fp32 (seeded weights) | export method |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, x in d.items():
         if x["family"] != "ours":
             continue
@@ -216,8 +307,13 @@ def compact_table(res: dict, d: dict) -> list[str]:
         ld = r["cold"]["load_detail"]
         stem = MODEL_FILE[x["kind"]] + (f"-{r['variant']}" if r["variant"] else "")
         info = res["prepare"]["compact"].get(stem + ".onnx", {})
-        lines.append(f"| {name} | {x['size_mb']:.1f} | {r['cold']['load_s']:.2f} ({ld.get('verify_sha256_s', 0):.2f} + {ld.get('session_s', 0):.2f}) | "
-                     f"{x['warm_ratio']:.2f} | {x['rss_mb']:.0f} | {_acc(x['accuracy'], x['kind']) if info else 'fp32 reference'} | {info.get('method', 'fp32 export')} |")
+        lines.append(
+            f"| {name} | {x['size_mb']:.1f} | {r['cold']['load_s']:.2f} ({ld.get('verify_sha256_s', 0):.2f} + "
+            f"{ld.get('session_s', 0):.2f}) | "
+            f"{x['warm_ratio']:.2f} | {x['rss_mb']:.0f} | "
+            f"{_acc(x['accuracy'], x['kind']) if info else 'fp32 reference'} | "
+            f"{info.get('method', 'fp32 export')} |"
+        )
     return lines
 
 
@@ -241,21 +337,43 @@ def write_report(res: dict, out: Path) -> None:
         f"Command: `{res['command']}` ({res['elapsed_s'] / 60:.1f} min). Machine: {m['cpu']}, {m['cores']} cores, "
         f"{m['memory_gib']} GiB, AVX2 {m['avx2']}, AVX-512 {m['avx512f']}, VNNI {m['vnni']}; load average at start "
         f"{', '.join(f'{v:.2f}' for v in m['load_avg_at_start'])}, at end "
-        f"{', '.join(f'{v:.2f}' for v in m.get('load_avg_at_end', []))} (another job shared the 2 cores when above ~0.2). Versions: "
-        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"{', '.join(f'{v:.2f}' for v in m.get('load_avg_at_end', []))} (another job shared the 2 cores when "
+        "above ~0.2). Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
         "",
-        "All models use **seeded weights** (`seeded:0`, the same weights in the original and in ours): latency and memory "
+        "All models use **seeded weights** (`seeded:0`, the same weights in the original and in ours): latency "
+        "and memory "
         "do not depend on weight values; no number here is a perceptual result.",
         "",
-        "## Headline: ours vs original, side by side", "",
-        *headline(res, d), "",
-        "## Targets", "", *targets(res, d), "",
-        "## Compact variants", "", *compact_table(res, d), "",
-        "## Where the time goes (ours) and achieved GFLOP/s", "", *stages_table(res, d), "",
-        "## `pqeval score` from the command line (fresh process, 2 clips)", "", *cli_table(res), "",
-        "## Scaling with audio length (ours, 16 kHz input)", "", *scale_table(res), "",
-        "## Threads", "", *threads_table(res), "",
-        "![plot](results.png)", "",
+        "## Headline: ours vs original, side by side",
+        "",
+        *headline(res, d),
+        "",
+        "## Targets",
+        "",
+        *targets(res, d),
+        "",
+        "## Compact variants",
+        "",
+        *compact_table(res, d),
+        "",
+        "## Where the time goes (ours) and achieved GFLOP/s",
+        "",
+        *stages_table(res, d),
+        "",
+        "## `pqeval score` from the command line (fresh process, 2 clips)",
+        "",
+        *cli_table(res),
+        "",
+        "## Scaling with audio length (ours, 16 kHz input)",
+        "",
+        *scale_table(res),
+        "",
+        "## Threads",
+        "",
+        *threads_table(res),
+        "",
+        "![plot](results.png)",
+        "",
     ]
     (out / "results.md").write_text("\n".join(md))
     plot(res, d, out / "results.png")
@@ -266,15 +384,21 @@ def plot(res: dict, d: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(2, 2, figsize=(13, 9))
     names = list(d)
     colors = ["tab:red" if d[n]["family"] == "original" else "tab:blue" for n in names]
     y = np.arange(len(names))
     a = ax[0, 0]
-    a.barh(y, [d[n]["per10_s"] for n in names], color=colors,
-           xerr=np.array([[d[n]["per10_s"] - d[n]["per10_min"] for n in names], [d[n]["per10_max"] - d[n]["per10_s"] for n in names]]))
+    a.barh(
+        y,
+        [d[n]["per10_s"] for n in names],
+        color=colors,
+        xerr=np.array(
+            [[d[n]["per10_s"] - d[n]["per10_min"] for n in names], [d[n]["per10_max"] - d[n]["per10_s"] for n in names]]
+        ),
+    )
     a.set_yticks(y, names)
     a.set_xscale("log")
     a.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
@@ -307,8 +431,13 @@ def plot(res: dict, d: dict, path: Path) -> None:
     for p, mk in (("pqeval-vggish", "o-"), ("pqeval-openl3", "s-")):
         s = [x for x in res["scale"] if x["pipeline"] == p]
         a.semilogx([x["seconds"] for x in s], [x["peak_rss_mb"] for x in s], mk, label=p + " peak RSS")
-        a.semilogx([x["seconds"] for x in s], [x["peak_after_input_mb"] for x in s], mk.replace("-", ":"), alpha=0.5,
-                   label=p + " after load + opening the input")
+        a.semilogx(
+            [x["seconds"] for x in s],
+            [x["peak_after_input_mb"] for x in s],
+            mk.replace("-", ":"),
+            alpha=0.5,
+            label=p + " after load + opening the input",
+        )
     a.set_xlabel("audio length (s)")
     a.set_yscale("log")
     a.set_ylabel("MB (log)")

@@ -40,21 +40,37 @@ def best(f) -> float:
 def main() -> None:
     from scipy.signal import resample_poly
 
-    rows = ["| rate pair | pqeval ms per 10 s | resample_poly ms per 10 s | speed-up | max abs difference (flip-free outputs) |",
-            "|---|---|---|---|---|"]
+    rows = [
+        (
+            "| rate pair | pqeval ms per 10 s | resample_poly ms per 10 s | speed-up | "
+            "max abs difference (flip-free outputs) |"
+        ),
+        "|---|---|---|---|---|",
+    ]
     with blas_single_thread():
         for sr_in, sr_out in PAIRS:
             x = np.random.default_rng(0).standard_normal(10 * sr_in)
             up, down, taps = polyphase_filter(sr_in, sr_out)
             n = output_length(len(x), sr_in, sr_out)
-            ours = best(lambda: resample(x, sr_in, sr_out))
-            scipy_t = best(lambda: resample_poly(x, up, down, window=taps / up))
+            ours = best(lambda x=x, sr_in=sr_in, sr_out=sr_out: resample(x, sr_in, sr_out))
+            scipy_t = best(lambda x=x, up=up, down=down, taps=taps: resample_poly(x, up, down, window=taps / up))
             diff = np.abs(resample(x, sr_in, sr_out) - resample_poly(x, up, down, window=taps / up)[:n])
             # outputs whose float time register fell below an integer are recomputed as resampy does
             flipped = time_register(0, n, sr_in, sr_out, DEFAULT_FILTER).astype(np.int64) != (np.arange(n) * down) // up
-            rows.append(f"| {sr_in / 1000:g} → {sr_out / 1000:g} kHz | {1e3 * ours:.1f} | {1e3 * scipy_t:.1f} | "
-                        f"{scipy_t / ours:.1f}× | {diff[~flipped].max():.1e} |")
-    text = "\n".join(["# Resampler speed (`python bench/resampler.py`)", "", __doc__.split("\n\n")[1].replace("\n", " "), "", *rows, ""])
+            rows.append(
+                f"| {sr_in / 1000:g} → {sr_out / 1000:g} kHz | {1e3 * ours:.1f} | {1e3 * scipy_t:.1f} | "
+                f"{scipy_t / ours:.1f}× | {diff[~flipped].max():.1e} |"
+            )
+    text = "\n".join(
+        [
+            "# Resampler speed (`python bench/resampler.py`)",
+            "",
+            __doc__.split("\n\n")[1].replace("\n", " "),
+            "",
+            *rows,
+            "",
+        ]
+    )
     out = ROOT / "bench" / "results" / "resampler.md"
     out.write_text(text)
     print(text)

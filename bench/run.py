@@ -12,6 +12,7 @@ accuracy of compact variants is against the fp32 model with the same seeded weig
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,10 +51,14 @@ class Config:
         # each original twice: as shipped, and with numpy's OpenBLAS at one thread (what pqeval does
         # internally, pqeval/threads.py; it speeds the originals up too); ratios use the faster
         blas1 = [] if quick else ["-blas1"]
-        self.pipelines = [f"torchvggish{b}" for b in [""] + blas1] + ["pqeval-vggish"] \
-            + [f"pqeval-vggish-{k}" for s, k in self.variants if s == "vggish.onnx"] \
-            + [f"openl3-tf{b}" for b in [""] + blas1] + ["pqeval-openl3"] \
+        self.pipelines = (
+            [f"torchvggish{b}" for b in [""] + blas1]
+            + ["pqeval-vggish"]
+            + [f"pqeval-vggish-{k}" for s, k in self.variants if s == "vggish.onnx"]
+            + [f"openl3-tf{b}" for b in [""] + blas1]
+            + ["pqeval-openl3"]
             + [f"pqeval-openl3-{k}" for s, k in self.variants if s != "vggish.onnx"]
+        )
         self.stage_rates = [16000] if quick else [16000, 44100]
         self.cli_models = ["vggish"] if quick else ["vggish", "openl3"]
 
@@ -91,7 +96,7 @@ def run_worker(task: str, args: dict, threads: int, log) -> dict:
     if code != 0:
         raise RuntimeError(f"worker {task} {args.get('pipeline', '')} failed ({code}):\n{err[-3000:]}")
     line = next(x for x in reversed(out.splitlines()) if x.startswith("@@RESULT "))
-    res = json.loads(line[len("@@RESULT "):])
+    res = json.loads(line[len("@@RESULT ") :])
     res["process_wall_s"] = wall
     res["ru_maxrss_mb"] = round(maxrss_kb / 1024, 1)
     log(f"  {task} {args.get('pipeline', '')} {args.get('seconds', '')} done in {wall:.1f} s")
@@ -102,20 +107,42 @@ def score_cli(work: Path, seconds: float, model: str, threads: int, hop: float) 
     """Wall time and peak RSS of ``pqeval score clean degraded --model M`` (a user's cold start, 2 clips)."""
     from clips import clip_path
 
-    env = dict(os.environ, PQEVAL_MODELS=str(work / "models"), PQEVAL_THREADS=str(threads),
-               OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               PQEVAL_VERIFY_CACHE=str(work / "verified.json"))
-    cmd = [sys.executable, "-m", "pqeval", "score", str(clip_path(work, "clip", seconds)),
-           str(clip_path(work, "degraded", seconds)), "--model", model, "--metrics", model, "--json",
-           "--hop", str(hop)]
+    env = dict(
+        os.environ,
+        PQEVAL_MODELS=str(work / "models"),
+        PQEVAL_THREADS=str(threads),
+        OMP_NUM_THREADS=str(threads),
+        OPENBLAS_NUM_THREADS=str(threads),
+        PQEVAL_VERIFY_CACHE=str(work / "verified.json"),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pqeval",
+        "score",
+        str(clip_path(work, "clip", seconds)),
+        str(clip_path(work, "degraded", seconds)),
+        "--model",
+        model,
+        "--metrics",
+        model,
+        "--json",
+        "--hop",
+        str(hop),
+    ]
     t = time.time()
     code, out, err, maxrss_kb = spawn(cmd, env)
     wall = time.time() - t
     if code not in (0, 3):
         raise RuntimeError(f"pqeval score failed ({code}): {err[-2000:]}")
     value = json.loads(out)["metrics"][model]["value"]
-    return {"model": model, "command": " ".join(["pqeval"] + cmd[3:]), "wall_s": wall, "score": value,
-            "peak_rss_mb": round(maxrss_kb / 1024, 1)}
+    return {
+        "model": model,
+        "command": " ".join(["pqeval"] + cmd[3:]),
+        "wall_s": wall,
+        "score": value,
+        "peak_rss_mb": round(maxrss_kb / 1024, 1),
+    }
 
 
 def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
@@ -124,32 +151,55 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
 
     t_start = time.time()
     adir = str(audio_dir())
-    common = {"work": str(work), "audio_dir": adir, "seconds": cfg.seconds, "reps": cfg.reps, "hop": cfg.hop,
-              "stage_rates": cfg.stage_rates}
+    common = {
+        "work": str(work),
+        "audio_dir": adir,
+        "seconds": cfg.seconds,
+        "reps": cfg.reps,
+        "hop": cfg.hop,
+        "stage_rates": cfg.stage_rates,
+    }
     log(f"prepare models and clips in {work}")
-    prep = run_worker("prepare", {**common, "seed": SEED, "quick": cfg.quick, "variants": cfg.variants,
-                                  "scale_seconds": cfg.scale_seconds}, cfg.threads, log)
-    res: dict = {"config": {k: v for k, v in vars(cfg).items()}, "machine": machine(), "prepare": prep}
+    prep = run_worker(
+        "prepare",
+        {**common, "seed": SEED, "quick": cfg.quick, "variants": cfg.variants, "scale_seconds": cfg.scale_seconds},
+        cfg.threads,
+        log,
+    )
+    res: dict = {"config": dict(vars(cfg)), "machine": machine(), "prepare": prep}
     res["flops"] = run_worker("flops", {"work": str(work)}, cfg.threads, log)["models"]
     res["files"] = model_files(work / "models")
     log("gemm peak")
-    res["gemm"] = {str(t): run_worker("gemm", {"reps": 2 if cfg.quick else 7}, t, log)
-                   for t in sorted({1, cfg.threads})}
+    res["gemm"] = {
+        str(t): run_worker("gemm", {"reps": 2 if cfg.quick else 7}, t, log) for t in sorted({1, cfg.threads})
+    }
     log("pipelines (cold start, warm latency, stages, peak RSS)")
     res["pipelines"] = {p: run_worker("pipeline", {**common, "pipeline": p}, cfg.threads, log) for p in cfg.pipelines}
     for p, r in res["pipelines"].items():  # cold start: median of cfg.cold_runs fresh processes
-        runs = [r["cold"]] + [run_worker("cold", {**common, "pipeline": p}, cfg.threads, log) for _ in range(cfg.cold_runs - 1)]
+        runs = [r["cold"]] + [
+            run_worker("cold", {**common, "pipeline": p}, cfg.threads, log) for _ in range(cfg.cold_runs - 1)
+        ]
         r["cold_runs"] = runs
-        r["cold"] = {**sorted(runs, key=lambda c: c["total_s"])[len(runs) // 2], "peak_rss_mb": r["cold"]["peak_rss_mb"]}
+        r["cold"] = {
+            **sorted(runs, key=lambda c: c["total_s"])[len(runs) // 2],
+            "peak_rss_mb": r["cold"]["peak_rss_mb"],
+        }
     log("pqeval score CLI")
     res["score_cli"] = [score_cli(work, cfg.seconds, m, cfg.threads, cfg.hop) for m in cfg.cli_models]
     log("threads")
-    res["threads"] = {f"{p}@{t}": run_worker("pipeline", {**common, "pipeline": p, "reps": max(1, cfg.reps - 2),
-                                                          "stage_rates": []}, t, log)  # warm latency is all it reads
-                      for t in cfg.thread_counts for p in ("pqeval-vggish", "pqeval-openl3")}
+    res["threads"] = {
+        f"{p}@{t}": run_worker(
+            "pipeline", {**common, "pipeline": p, "reps": max(1, cfg.reps - 2), "stage_rates": []}, t, log
+        )  # warm latency is all it reads
+        for t in cfg.thread_counts
+        for p in ("pqeval-vggish", "pqeval-openl3")
+    }
     log("scaling with audio length")
-    res["scale"] = [run_worker("scale", {**common, "pipeline": p, "seconds": s, "hop": cfg.scale_hop}, cfg.threads, log)
-                    for p in ("pqeval-vggish", "pqeval-openl3") for s in cfg.scale_seconds]
+    res["scale"] = [
+        run_worker("scale", {**common, "pipeline": p, "seconds": s, "hop": cfg.scale_hop}, cfg.threads, log)
+        for p in ("pqeval-vggish", "pqeval-openl3")
+        for s in cfg.scale_seconds
+    ]
     res["elapsed_s"] = time.time() - t_start
     res["machine"]["load_avg_at_end"] = os.getloadavg()
     res["command"] = "python bench/run.py" + (" --quick" if cfg.quick else "") + f" --threads {cfg.threads}"
@@ -169,23 +219,31 @@ def model_files(models: Path) -> dict:
 def machine() -> dict:
     """CPU model, cores, memory and the library versions that matter."""
     cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    flags = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    with open("/proc/meminfo") as f:
+        mem = next((int(line.split()[1]) for line in f if line.startswith("MemTotal")), 0)
     from importlib.metadata import PackageNotFoundError, version
 
     vers = {}
     for n in ("numpy", "scipy", "onnxruntime", "torch", "torchvggish", "tensorflow", "tf-keras", "kapre", "resampy"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             vers[n] = version(n)
-        except PackageNotFoundError:
-            pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1), "avx2": " avx2" in flags,
-            "avx512f": " avx512f" in flags, "vnni": "vnni" in flags, "python": platform.python_version(),
-            "load_avg_at_start": os.getloadavg(), "versions": vers}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 2**20, 1),
+        "avx2": " avx2" in flags,
+        "avx512f": " avx512f" in flags,
+        "vnni": "vnni" in flags,
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg(),
+        "versions": vers,
+    }
 
 
 def main() -> None:

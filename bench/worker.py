@@ -53,11 +53,11 @@ def _median(v: list[float]) -> float:
 
 # --- tasks -------------------------------------------------------------------------------------
 
+
 def task_prepare(a: dict) -> dict:
     """Write weights, models, compact variants and clips under a['work'] (reused when current)."""
-    from pqeval.atomic import atomic_write_audio
-
     from clips import bench_clip, clip_path, degraded_clip
+    from pqeval.atomic import atomic_write_audio
 
     work = Path(a["work"])
     (work / "weights").mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,8 @@ def task_prepare(a: dict) -> dict:
         export_vggish(weights=next((work / "weights").glob("vggish-seeded*.pth")), out_dir=models)
     out["timings_s"]["vggish_export"] = time.perf_counter() - t
     t = time.perf_counter()
-    from pqeval_export.openl3 import export_openl3, make_seeded_weights as l3_weights
+    from pqeval_export.openl3 import export_openl3
+    from pqeval_export.openl3 import make_seeded_weights as l3_weights
 
     h5 = list((work / "weights").glob("openl3_audio_mel256_music-seeded*.h5"))
     if not h5:
@@ -149,8 +150,11 @@ def _cold(a: dict):
     t3 = time.perf_counter()
     cold = {
         "interpreter_s": max(0.0, T_PROCESS - t_spawn),
-        "import_s": t1 - t0, "load_s": t2 - t1, "first_embed_s": t3 - t2,
-        "total_s": time.time() - t_spawn, "load_detail": p.load_detail,
+        "import_s": t1 - t0,
+        "load_s": t2 - t1,
+        "first_embed_s": t3 - t2,
+        "total_s": time.time() - t_spawn,
+        "load_detail": p.load_detail,
         "peak_rss_mb": mb(vm_kb()),
     }
     return p, cold, x, sr, first
@@ -164,8 +168,15 @@ def task_cold(a: dict) -> dict:
 def task_pipeline(a: dict) -> dict:
     """Cold start, warm latency, stage shares / inference time and peak RSS of one pipeline."""
     p, cold, x, sr, first = _cold(a)
-    r: dict = {"pipeline": a["pipeline"], "kind": p.kind, "family": p.family, "variant": p.variant,
-               "threads": a["threads"], "hop": a["hop"] if p.kind == "openl3" else None, "cold": cold}
+    r: dict = {
+        "pipeline": a["pipeline"],
+        "kind": p.kind,
+        "family": p.family,
+        "variant": p.variant,
+        "threads": a["threads"],
+        "hop": a["hop"] if p.kind == "openl3" else None,
+        "cold": cold,
+    }
     r["units"] = len(first)  # examples (VGGish) / windows (OpenL3) of the clip
     r["output_shape"] = list(first.shape)
     r["seconds"] = len(x) / sr
@@ -210,8 +221,13 @@ def task_scale(a: dict) -> dict:
     p.imports()
     p.load()
     p.embed(bench_clip(2.0, a["audio_dir"]), 16000)
-    r = {"pipeline": a["pipeline"], "seconds": a["seconds"], "hop": a["hop"] if p.kind == "openl3" else None,
-         "rss_after_load_mb": mb(vm_kb("VmRSS")), "peak_after_load_mb": mb(vm_kb())}
+    r = {
+        "pipeline": a["pipeline"],
+        "seconds": a["seconds"],
+        "hop": a["hop"] if p.kind == "openl3" else None,
+        "rss_after_load_mb": mb(vm_kb("VmRSS")),
+        "peak_after_load_mb": mb(vm_kb()),
+    }
     from pqeval.audio import open_audio
 
     path = clip_path(Path(a["work"]), "scale", a["seconds"])
@@ -225,8 +241,9 @@ def task_scale(a: dict) -> dict:
         t = time.perf_counter()
         out = p.embed(audio.samples, audio.sr)
         times.append(time.perf_counter() - t)
-    r.update({"units": int(len(out)), "times_s": times, "median_s": float(np.median(times)),
-              "peak_rss_mb": mb(vm_kb())})
+    r.update(
+        {"units": int(len(out)), "times_s": times, "median_s": float(np.median(times)), "peak_rss_mb": mb(vm_kb())}
+    )
     return r
 
 
@@ -259,8 +276,14 @@ def task_flops(a: dict) -> dict:
     return {"models": out}
 
 
-TASKS = {"flops": task_flops, "prepare": task_prepare, "pipeline": task_pipeline, "cold": task_cold, "scale": task_scale,
-         "gemm": task_gemm}
+TASKS = {
+    "flops": task_flops,
+    "prepare": task_prepare,
+    "pipeline": task_pipeline,
+    "cold": task_cold,
+    "scale": task_scale,
+    "gemm": task_gemm,
+}
 
 if __name__ == "__main__":
     import warnings

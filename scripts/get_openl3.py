@@ -60,8 +60,18 @@ def fetch_sdist_tree(scratch: Path, python: str = sys.executable) -> Path:
     env = dict(os.environ, TMPDIR=str(scratch), PIP_NO_INPUT="1")
     dest = scratch / "dl"
     cmd = [
-        python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-clean",
-        "--disable-pip-version-check", "-d", str(dest), f"{PACKAGE}=={VERSION}",
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--no-clean",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+        f"{PACKAGE}=={VERSION}",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     # pip is expected to fail in setup.py (weight download); what matters is the unpacked tree.
@@ -79,10 +89,15 @@ def fetch_sdist_tree(scratch: Path, python: str = sys.executable) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = ap.add_mutually_exclusive_group()
-    where.add_argument("--target", type=Path, default=DEFAULT_TARGET,
-                       help=f"directory that will contain openl3/ (default: {DEFAULT_TARGET})")
-    where.add_argument("--site-packages", action="store_true",
-                       help="copy into this interpreter's site-packages (purelib) instead")
+    where.add_argument(
+        "--target",
+        type=Path,
+        default=DEFAULT_TARGET,
+        help=f"directory that will contain openl3/ (default: {DEFAULT_TARGET})",
+    )
+    where.add_argument(
+        "--site-packages", action="store_true", help="copy into this interpreter's site-packages (purelib) instead"
+    )
     ap.add_argument("--force", action="store_true", help="replace an existing copy")
     ap.add_argument("--python", default=sys.executable, help="interpreter whose pip to use")
     args = ap.parse_args(argv)

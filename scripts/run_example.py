@@ -33,7 +33,7 @@ def pqeval(*args: str, check: bool = False) -> int:
 
 def installed_weights(key: str) -> str | None:
     from pqeval.errors import ModelError
-    from pqeval.session import find_model, OnnxModel
+    from pqeval.session import OnnxModel, find_model
 
     try:
         return OnnxModel(find_model(key)).weights
@@ -70,7 +70,7 @@ def ensure_openl3() -> None:
 
 def example_pair() -> tuple[Path, Path]:
     from pqeval.audio import load_audio
-    from pqeval.degrade import degrade
+    from pqeval.study.degrade import degrade
 
     OUT.mkdir(parents=True, exist_ok=True)
     src = Path(os.environ.get("PQEVAL_EXAMPLE", SHARED_SPEECH))

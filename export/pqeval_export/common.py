@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -37,11 +38,21 @@ def write_onnx(model_proto, path: str | os.PathLike, metadata: dict[str, str], e
         data_path = path.with_name(path.name + ".data")
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-") as tmp:
             tmp_model = Path(tmp) / path.name
-            onnx.save_model(model_proto, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_path.name, size_threshold=1024)
+            onnx.save_model(
+                model_proto,
+                str(tmp_model),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_path.name,
+                size_threshold=1024,
+            )
             atomic_replace(Path(tmp) / data_path.name, data_path)  # onnx writes the .data itself
             data = tmp_model.read_bytes()
-        side["external_data"] = {"file": data_path.name, "sha256": sha256_file(data_path), "size": data_path.stat().st_size}
+        side["external_data"] = {
+            "file": data_path.name,
+            "sha256": sha256_file(data_path),
+            "size": data_path.stat().st_size,
+        }
     else:
         data = model_proto.SerializeToString()
     digest = hashlib.sha256(data).hexdigest()
@@ -57,8 +68,6 @@ def versions(*names: str) -> dict[str, str]:
 
     out = {}
     for n in names:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[n] = version(n)
-        except PackageNotFoundError:
-            pass
     return out

@@ -6,7 +6,7 @@ same provenance metadata plus ``pqeval.compact`` (method, source sha256, measure
 * ``int8fc`` (VGGish): ONNX Runtime dynamic quantisation of the fully-connected layers only
   (their Gemm nodes are rewritten as MatMul + Add, which ORT's dynamic quantiser handles; int8
   weights per output column, activations quantised per call). The convolutions stay fp32: on this
-  AVX2 CPU without VNNI, quantised convolutions run 2-3x slower (DESIGN.md). The PCA MatMul
+  AVX2 CPU without VNNI, quantised convolutions run 2-3x slower (../shared/DESIGN.md). The PCA MatMul
   (64 kB) stays fp32 too: quantising it saves nothing and moves the 8-bit outputs.
 * ``fp16`` (VGGish): weights stored as float16, each followed by a Cast to float32 that ORT folds
   into an fp32 constant while it loads the model (half the file, same arithmetic after load).
@@ -41,6 +41,7 @@ OPENL3_ACCURACY_HOP = 0.5  # s, window hop when measuring OpenL3 accuracy
 
 # --- graph rewrites ---------------------------------------------------------------------------
 
+
 def _init_map(graph) -> dict:
     return {t.name: t for t in graph.initializer}
 
@@ -74,7 +75,9 @@ def gemm_to_matmul(proto) -> list[str]:
         new_nodes.append(mm)
         matmuls.append(mm.name)
         if len(node.input) > 2 and node.input[2]:
-            new_nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
+            new_nodes.append(
+                helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_Add")
+            )
     del g.node[:]
     g.node.extend(new_nodes)
     keep = [v for v in g.value_info if v.name not in stale]  # shapes recorded before the transpose
@@ -108,6 +111,7 @@ def to_fp16_storage(proto, min_elements: int = FP16_MIN_ELEMENTS) -> int:
 
 # --- writing ----------------------------------------------------------------------------------
 
+
 def _source(path: Path) -> dict:
     """The sidecar of an exported fp32 model (its ``metadata`` equals the model's own)."""
     side_path = path.with_name(path.name + ".json")
@@ -119,12 +123,14 @@ def _source(path: Path) -> dict:
 def _compact_meta(meta: dict, side: dict, kind: str, method: str, accuracy: dict | None) -> dict:
     out = dict(meta)
     out["pqeval.variant"] = f"{meta.get('pqeval.variant', '')}+{kind}"
-    out[COMPACT_KEY] = json.dumps({
-        "kind": kind,
-        "method": method,
-        "source_sha256": side.get("sha256"),
-        "accuracy": accuracy,
-    })
+    out[COMPACT_KEY] = json.dumps(
+        {
+            "kind": kind,
+            "method": method,
+            "source_sha256": side.get("sha256"),
+            "accuracy": accuracy,
+        }
+    )
     return out
 
 
@@ -134,6 +140,7 @@ def compact_path(src: Path, kind: str) -> Path:
 
 
 # --- the variants -----------------------------------------------------------------------------
+
 
 def quantize_vggish_fc(src: Path, dst: Path, per_channel: bool = True) -> None:
     """Dynamic int8 quantisation of VGGish's three FC layers (Gemm -> MatMul first); writes ``dst`` (no sidecar)."""
@@ -148,8 +155,14 @@ def quantize_vggish_fc(src: Path, dst: Path, per_channel: bool = True) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mid = Path(tmp) / "fc-matmul.onnx"
         onnx.save(proto, str(mid))
-        quantize_dynamic(str(mid), str(dst), op_types_to_quantize=["MatMul"], nodes_to_quantize=matmuls,
-                         per_channel=per_channel, weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(mid),
+            str(dst),
+            op_types_to_quantize=["MatMul"],
+            nodes_to_quantize=matmuls,
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8,
+        )
 
 
 class _WindowReader:
@@ -172,6 +185,7 @@ def calibration_windows(files: list[Path], n: int, seed: int = 0) -> np.ndarray:
     wins = []
     for f in files:
         a = load_audio(f)
+        assert isinstance(a.samples, np.ndarray)  # load_audio reads the whole file
         x48 = resample_to_48k(a.samples, a.sr)
         wins.append(cut_windows(x48, 0, num_windows(len(x48), OPENL3_ACCURACY_HOP), OPENL3_ACCURACY_HOP))
     allw = np.concatenate(wins)
@@ -180,7 +194,9 @@ def calibration_windows(files: list[Path], n: int, seed: int = 0) -> np.ndarray:
     return allw[np.sort(pick)]
 
 
-def quantize_openl3_qdq(src: Path, dst: Path, calib_files: list[Path], n_windows: int = QDQ_CALIBRATION_WINDOWS) -> None:
+def quantize_openl3_qdq(
+    src: Path, dst: Path, calib_files: list[Path], n_windows: int = QDQ_CALIBRATION_WINDOWS
+) -> None:
     """Static int8 QDQ quantisation of an OpenL3 CNN calibrated on real windows; writes ``dst`` (no sidecar)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -194,12 +210,20 @@ def quantize_openl3_qdq(src: Path, dst: Path, calib_files: list[Path], n_windows
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(dst), _WindowReader(INPUT_NAME, batches), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(
+            str(pre),
+            str(dst),
+            _WindowReader(INPUT_NAME, batches),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
 
 
 # --- accuracy ---------------------------------------------------------------------------------
+
 
 def audio_files(audio_dir: str | Path) -> list[Path]:
     """The recordings in ``audio_dir`` (sorted, as ``pqeval batch`` finds them); UsageError if none."""
@@ -220,30 +244,39 @@ def vggish_accuracy(ref_path: Path, path: Path, files: list[Path], threads: int 
 
     fe = VGGishFrontend()
     ref, cmp = OnnxModel(ref_path, threads), OnnxModel(path, threads)
-    cos, changed, total, steps = [], 0, 0, 0
+    cos_parts: list[np.ndarray] = []
+    changed, total, steps = 0, 0, 0
     for f in files:
         a = load_audio(f)
+        assert isinstance(a.samples, np.ndarray)  # load_audio reads the whole file
         ex = fe.examples(a.samples, a.sr)
         if len(ex) == 0:
             continue
         x = {"examples": ex[:, None].astype(np.float32)}
         r = ref.run(x, ["embedding", "postprocessed"])
         c = cmp.run(x, ["embedding", "postprocessed"])
-        cos.append(cosine_per_frame(r[0], c[0]))
+        cos_parts.append(cosine_per_frame(r[0], c[0]))
         changed += int((r[1] != c[1]).sum())
         steps = max(steps, int(np.abs(r[1] - c[1]).max()))
         total += r[1].size
-    cos = np.concatenate(cos)
+    cos = np.concatenate(cos_parts)
     return {
-        "weights": ref.weights, "reference": ref_path.name, "files": [f.name for f in files],
-        "frames": int(len(cos)), "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
-        "postprocessed_changed_share": changed / total, "postprocessed_changed": changed,
-        "postprocessed_total": total, "postprocessed_max_step": steps,
+        "weights": ref.weights,
+        "reference": ref_path.name,
+        "files": [f.name for f in files],
+        "frames": int(len(cos)),
+        "cosine_min": float(cos.min()),
+        "cosine_mean": float(cos.mean()),
+        "postprocessed_changed_share": changed / total,
+        "postprocessed_changed": changed,
+        "postprocessed_total": total,
+        "postprocessed_max_step": steps,
     }
 
 
-def openl3_accuracy(ref_path: Path, path: Path, files: list[Path], hop: float = OPENL3_ACCURACY_HOP,
-                    threads: int | None = None) -> dict:
+def openl3_accuracy(
+    ref_path: Path, path: Path, files: list[Path], hop: float = OPENL3_ACCURACY_HOP, threads: int | None = None
+) -> dict:
     """Per-window cosine of ``path`` vs ``ref_path`` (same numpy frontend) on the recordings."""
     from pqeval.audio import load_audio
     from pqeval.openl3 import OpenL3Embedder
@@ -251,14 +284,20 @@ def openl3_accuracy(ref_path: Path, path: Path, files: list[Path], hop: float = 
 
     ref, cmp = OnnxModel(ref_path, threads), OnnxModel(path, threads)
     er, ec = OpenL3Embedder(ref, hop=hop), OpenL3Embedder(cmp, hop=hop)
-    cos = []
+    cos_parts: list[np.ndarray] = []
     for f in files:
         a = load_audio(f)
-        cos.append(cosine_per_frame(er.embed(a.samples, a.sr).frames, ec.embed(a.samples, a.sr).frames))
-    cos = np.concatenate(cos)
+        assert isinstance(a.samples, np.ndarray)  # load_audio reads the whole file
+        cos_parts.append(cosine_per_frame(er.embed(a.samples, a.sr).frames, ec.embed(a.samples, a.sr).frames))
+    cos = np.concatenate(cos_parts)
     return {
-        "weights": ref.weights, "reference": ref_path.name, "files": [f.name for f in files], "hop": hop,
-        "frames": int(len(cos)), "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
+        "weights": ref.weights,
+        "reference": ref_path.name,
+        "files": [f.name for f in files],
+        "hop": hop,
+        "frames": int(len(cos)),
+        "cosine_min": float(cos.min()),
+        "cosine_mean": float(cos.mean()),
         "cosine_p05": float(np.percentile(cos, 5)),
     }
 
@@ -273,8 +312,10 @@ def _accuracy_label(acc: dict) -> dict:
 
 # --- entry point ------------------------------------------------------------------------------
 
-def export_compact(src: str | Path, kind: str, audio: str | Path | list[Path] | None = None,
-                   quick: bool = False) -> tuple[Path, dict | None]:
+
+def export_compact(
+    src: str | Path, kind: str, audio: str | Path | list[Path] | None = None, quick: bool = False
+) -> tuple[Path, dict | None]:
     """Write the ``kind`` variant of the exported model ``src`` beside it; return (path, accuracy).
 
     audio: a directory (or list) of real recordings to measure accuracy on (and, for ``int8qdq``, to calibrate on:
@@ -287,7 +328,10 @@ def export_compact(src: str | Path, kind: str, audio: str | Path | list[Path] | 
     meta = side["metadata"]
     model_id = meta.get("pqeval.model_id", "")
     if kind not in COMPACT_KINDS.get(model_id, ()):
-        raise UsageError(f"{src.name}: compact kind {kind!r} not available for {model_id!r}; choose from {COMPACT_KINDS.get(model_id, ())}")
+        raise UsageError(
+            f"{src.name}: compact kind {kind!r} not available for {model_id!r}; choose from "
+            f"{COMPACT_KINDS.get(model_id, ())}"
+        )
     dst = compact_path(src, kind)
     if audio is None:
         files = []
@@ -309,8 +353,10 @@ def export_compact(src: str | Path, kind: str, audio: str | Path | list[Path] | 
             calib, held = files[0::2], files[1::2] or files
             quantize_openl3_qdq(src, raw, calib, n_calib)
             files = held
-            method = (f"onnxruntime quantize_static QDQ, per-channel int8 weights, uint8 activations, MinMax, "
-                      f"calibrated on {n_calib} windows of {', '.join(f.name for f in calib)}")
+            method = (
+                f"onnxruntime quantize_static QDQ, per-channel int8 weights, uint8 activations, MinMax, "
+                f"calibrated on {n_calib} windows of {', '.join(f.name for f in calib)}"
+            )
         elif kind == "fp16":
             proto = onnx.load(str(src))
             n = to_fp16_storage(proto)

@@ -31,17 +31,18 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # openl3 0.4.2 / kapre 0.3.7 need tf-ke
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CPU-only machines: no CUDA-probe noise
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)  # resampy 0.2.2
 
-import json
-import re
-import sys
-import tempfile
-from pathlib import Path
+# E402: these imports must follow the environment setup above (TF reads TF_USE_LEGACY_KERAS at import).
+import json  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-from pqeval.errors import ModelError, UsageError
-from pqeval.registry import openl3_key
-from pqeval.openl3 import (
+from pqeval.errors import ModelError, UsageError  # noqa: E402
+from pqeval.integrity import sha256_file  # noqa: E402
+from pqeval.openl3 import (  # noqa: E402
     CONTENT_TYPES,
     EMBEDDING_SIZES,
     FRAME_LENGTH,
@@ -51,10 +52,9 @@ from pqeval.openl3 import (
     OpenL3Frontend,
     frontend_params,
 )
+from pqeval.registry import openl3_key  # noqa: E402
 
-from pqeval.integrity import sha256_file
-
-from .common import versions, write_onnx
+from .common import versions, write_onnx  # noqa: E402
 
 OPSET = 17
 MODEL_ID = "openl3"
@@ -120,6 +120,7 @@ def import_openl3():
 
 # --- weights ----------------------------------------------------------------------------------
 
+
 def packaged_weights(input_repr: str, content_type: str) -> Path:
     """The weight file inside the installed openl3 package (exists only after a full install)."""
     openl3 = import_openl3()
@@ -135,7 +136,8 @@ def _h5_weight_shapes(path: Path) -> list[tuple[str, list[tuple[int, ...]]]]:
 
     try:
         with h5py.File(path, "r") as f:
-            g = f["model_weights"] if "model_weights" in f else f
+            # an h5py File, not a dict: keep the explicit membership test rather than File.get
+            g = f["model_weights"] if "model_weights" in f else f  # noqa: SIM401
             if "layer_names" not in g.attrs:
                 raise ModelError(f"{path}: not a Keras HDF5 weight file (no layer_names)")
             out = []
@@ -174,7 +176,8 @@ def check_weights_file(path: str | Path, input_repr: str, content_type: str) -> 
             f"{path}: wrong architecture for OpenL3 {input_repr}: the file has {len(got)} layers with "
             f"weights, the model {len(want)} (is it an OpenL3 audio model?)"
         )
-    for i, ((gname, gshapes), (wname, wshapes)) in enumerate(zip(got, want)):
+    # strict: the lengths were checked equal just above
+    for i, ((gname, gshapes), (wname, wshapes)) in enumerate(zip(got, want, strict=True)):
         if gshapes != wshapes:
             raise ModelError(
                 f"{path}: wrong architecture for OpenL3 {input_repr}: layer {i} ({gname}) has weight shapes "
@@ -198,10 +201,12 @@ def make_seeded_weights(seed: int, input_repr: str, dest_dir: str | Path, conten
         if kind == "Conv2D":
             k, b = layer.get_weights()
             fan_in = int(np.prod(k.shape[:3]))
-            layer.set_weights([
-                rng.normal(0.0, np.sqrt(2.0 / fan_in), k.shape).astype(np.float32),
-                rng.normal(0.0, 0.01, b.shape).astype(np.float32),
-            ])
+            layer.set_weights(
+                [
+                    rng.normal(0.0, np.sqrt(2.0 / fan_in), k.shape).astype(np.float32),
+                    rng.normal(0.0, 0.01, b.shape).astype(np.float32),
+                ]
+            )
         elif kind == "BatchNormalization":
             shape = layer.get_weights()[0].shape
             gamma = 1.0 + 0.1 * rng.standard_normal(shape)
@@ -254,7 +259,9 @@ def load_keras_models(weights: str | Path, input_repr: str, content_type: str, e
         full = load(str(weights), input_repr, int(embedding_size), frontend="kapre")
         cnn = load(str(weights), input_repr, int(embedding_size), frontend="librosa")
     except (ValueError, OSError, KeyError) as e:
-        raise ModelError(f"{weights}: cannot be loaded as OpenL3 {input_repr} weights ({str(e).splitlines()[0]})") from None
+        raise ModelError(
+            f"{weights}: cannot be loaded as OpenL3 {input_repr} weights ({str(e).splitlines()[0]})"
+        ) from None
     return full, cnn
 
 
@@ -266,6 +273,7 @@ def kapre_spectrogram_model(full):
 
 
 # --- conversion and verification --------------------------------------------------------------
+
 
 def convert_cnn(cnn, input_repr: str):
     """tf2onnx ``from_keras`` of the CNN: input ``spectrogram`` [B, F, T, 1], output ``embedding``."""
@@ -299,7 +307,8 @@ def verify_windows(seed: int = 1234, n: int = VERIFY_WINDOWS) -> np.ndarray:
         0.3 * rng.standard_normal(FRAME_LENGTH),
         0.2 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 1330 * t) + np.sin(2 * np.pi * 7000 * t))
         + 1e-3 * rng.standard_normal(FRAME_LENGTH),
-        np.where(np.arange(FRAME_LENGTH) % 4800 < 48, 0.8, 0.0) * np.exp(-3 * t) + 1e-4 * rng.standard_normal(FRAME_LENGTH),
+        np.where(np.arange(FRAME_LENGTH) % 4800 < 48, 0.8, 0.0) * np.exp(-3 * t)
+        + 1e-4 * rng.standard_normal(FRAME_LENGTH),
         1e-3 * rng.standard_normal(FRAME_LENGTH),
     ]
     return np.stack([kinds[i % len(kinds)] for i in range(n)]).astype(np.float32)
@@ -313,7 +322,12 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict:
     cos = cosine_per_frame(a, b)
     mad = float(np.abs(a - b).max())
     scale = float(np.abs(a).max())
-    return {"max_abs_diff": mad, "max_abs_ref": scale, "rel_max_abs_diff": mad / scale if scale else mad, "cosine_min": float(cos.min())}
+    return {
+        "max_abs_diff": mad,
+        "max_abs_ref": scale,
+        "rel_max_abs_diff": mad / scale if scale else mad,
+        "cosine_min": float(cos.min()),
+    }
 
 
 def verify(proto, full, input_repr: str, windows: np.ndarray) -> dict:
@@ -382,7 +396,9 @@ def export_openl3(
         and check["numpy_frontend_cosine_min"] >= VERIFY_COSINE_MIN
     )
     if not ok:
-        raise ModelError(f"OpenL3 {input_repr}/{content_type}/{embedding_size}: ONNX does not match TF ({json.dumps(check)})")
+        raise ModelError(
+            f"OpenL3 {input_repr}/{content_type}/{embedding_size}: ONNX does not match TF ({json.dumps(check)})"
+        )
     out = Path(out_dir) / f"{model_key(input_repr, content_type, embedding_size)}.onnx"
     vers = versions("tensorflow", "tf-keras", "kapre", "openl3", "tf2onnx", "onnx", "onnxruntime", "numpy")
     vers["openl3"] = OPENL3_VERSION  # source install: no distribution metadata

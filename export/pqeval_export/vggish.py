@@ -17,14 +17,18 @@ import json
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pqeval.registry import VGGISH
 from pqeval.errors import ModelError
+from pqeval.registry import VGGISH
 from pqeval.vggish import FRONTEND_PARAMS, OUTPUTS, VGGishFrontend
 
 from .common import versions, write_onnx
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
 PCA_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish_pca_params-970ea276.pth"
@@ -53,7 +57,9 @@ def verify_file(path: str | Path) -> str:
     digest = sha256_file(path)
     prefix = hash_prefix(path)
     if prefix and not digest.startswith(prefix):
-        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match the {prefix} in its name (corrupt or wrong file)")
+        raise ModelError(
+            f"{path}: sha256 {digest[:12]}… does not match the {prefix} in its name (corrupt or wrong file)"
+        )
     return digest
 
 
@@ -82,8 +88,9 @@ def _torch_load(path: Path) -> dict:
     """torch.load with weights_only=True, allowing the numpy arrays the upstream PCA file holds."""
     import torch
 
+    nd: list[Callable[..., Any] | tuple[Callable[..., Any], str]]
     nd = [np.ndarray, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
-    rec = np._core.multiarray._reconstruct
+    rec = np._core.multiarray._reconstruct  # type: ignore[attr-defined]  # private in numpy's stubs
     allowed = nd + [(rec, "numpy.core.multiarray._reconstruct"), (rec, "numpy._core.multiarray._reconstruct")]
     try:
         with torch.serialization.safe_globals(allowed):
@@ -120,7 +127,9 @@ def provenance(digests: dict[str, str]) -> str:
     Seeded files (named by make_seeded_weights) give ``seeded:<seed>``; anything else is
     ``custom:<files>``, which is not presented as VGGish either.
     """
-    upstream = (hash_prefix(VGGISH_FILE), hash_prefix(PCA_FILE))
+    vggish_prefix, pca_prefix = hash_prefix(VGGISH_FILE), hash_prefix(PCA_FILE)
+    assert vggish_prefix is not None and pca_prefix is not None  # the pinned upstream names carry one
+    upstream = (vggish_prefix, pca_prefix)
     listing = "; ".join(f"{n} {d}" for n, d in digests.items())
     if sorted(d[:8] for d in digests.values()) == sorted(upstream):
         return f"pretrained:{listing}"
@@ -161,11 +170,12 @@ def make_seeded_weights(seed: int, dest_dir: str | Path) -> tuple[Path, Path]:
 
     The network gets He-normal weights and small normal biases under ``torch.manual_seed(seed)``
     (PyTorch's default initialisation shrinks activations ~3x per layer, leaving embeddings near
-    1e-5, too small for a meaningful parity test); the PCA is a seeded random rotation, centred and scaled on the network's output for synthetic
-    audio so that the 8-bit outputs spread over 0..255 instead of saturating.
+    1e-5, too small for a meaningful parity test); the PCA is a seeded random rotation, centred and scaled
+    on the network's output for synthetic audio so that the 8-bit outputs spread over 0..255 instead of saturating.
     """
     import torch
     import torchvggish.torchvggish as tv
+
     from pqeval.integrity import sha256_file
 
     dest = Path(dest_dir)
@@ -175,6 +185,7 @@ def make_seeded_weights(seed: int, dest_dir: str | Path) -> tuple[Path, Path]:
     for m in model.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            assert m.bias is not None  # torchvggish's conv and linear layers all have biases
             torch.nn.init.normal_(m.bias, std=0.01)
     with torch.no_grad():
         emb = model(torch.from_numpy(synthetic_examples(seed + 1, 16)[:, None].astype(np.float32))).double().numpy()
@@ -198,6 +209,9 @@ def export_module(model, pca: dict):
     import torch
 
     class VGGishExport(torch.nn.Module):
+        pca_matrix: torch.Tensor  # buffers, registered in __init__
+        pca_means: torch.Tensor
+
         def __init__(self):
             super().__init__()
             self.features = model.features
@@ -225,7 +239,7 @@ def verify(onnx_path: Path, model, pca: dict, examples: np.ndarray) -> dict:
     import torch
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = dict(zip(OUTPUTS, sess.run(list(OUTPUTS), {"examples": examples[:, None].astype(np.float32)})))
+    got = dict(zip(OUTPUTS, sess.run(list(OUTPUTS), {"examples": examples[:, None].astype(np.float32)}), strict=True))
     x = torch.from_numpy(examples[:, None].astype(np.float32))
     with torch.no_grad():
         model.postprocess = False
@@ -268,6 +282,7 @@ def export_vggish(
         elif download_to is not None:
             vpath, ppath = download(download_to)
         else:
+            assert weights is not None  # exactly one source is set (checked above)
             vpath, ppath = _locate(Path(weights))
         model, pca, source = load_weights(vpath, ppath)
 
@@ -275,9 +290,15 @@ def export_vggish(
         raw = Path(tmp) / "vggish.onnx"
         x = torch.zeros(2, 1, 96, 64)
         torch.onnx.export(
-            export_module(model, pca), (x,), str(raw), input_names=["examples"],
-            output_names=list(OUTPUTS), opset_version=OPSET, dynamo=True,
-            dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, external_data=False,
+            export_module(model, pca),
+            (x,),
+            str(raw),
+            input_names=["examples"],
+            output_names=list(OUTPUTS),
+            opset_version=OPSET,
+            dynamo=True,
+            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            external_data=False,
         )
         check = verify(raw, model, pca, synthetic_examples(1234, 6))
         import onnx
@@ -288,12 +309,16 @@ def export_vggish(
             "pqeval.variant": "torchvggish-0.2",
             "pqeval.weights": source,
             "pqeval.frontend": json.dumps(FRONTEND_PARAMS),
-            "pqeval.outputs": json.dumps({
-                "postprocessed": "torchvggish vggish() output: PCA + 8-bit quantised (0..255), default",
-                "embedding": "after the final ReLU (torchvggish, issue #24)",
-                "embedding_raw": "before the final ReLU (Google TF VGGish)",
-            }),
-            "pqeval.versions": json.dumps({**versions("torch", "torchvggish", "onnx", "onnxscript", "onnxruntime"), "opset": OPSET}),
+            "pqeval.outputs": json.dumps(
+                {
+                    "postprocessed": "torchvggish vggish() output: PCA + 8-bit quantised (0..255), default",
+                    "embedding": "after the final ReLU (torchvggish, issue #24)",
+                    "embedding_raw": "before the final ReLU (Google TF VGGish)",
+                }
+            ),
+            "pqeval.versions": json.dumps(
+                {**versions("torch", "torchvggish", "onnx", "onnxscript", "onnxruntime"), "opset": OPSET}
+            ),
             "pqeval.verify": json.dumps(check),
         }
         write_onnx(proto, out, meta, external_data=True)  # 289 MB of weights: mapped, not parsed, at load
