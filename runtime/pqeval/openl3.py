@@ -34,11 +34,11 @@ import numpy as np
 from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError, ModelError, UsageError
-from .registry import OPENL3_CONTENT_TYPES, OPENL3_EMBEDDING_SIZES, OPENL3_INPUT_REPRS
+from .registry import OPENL3, OPENL3_CONTENT_TYPES, OPENL3_EMBEDDING_SIZES, OPENL3_INPUT_REPRS
 from .resample import output_length, resample, resample_range
 from .threads import blas_single_thread
 
-SAMPLE_RATE = 48000  # Hz, the rate every OpenL3 model runs at
+SAMPLE_RATE = OPENL3.sample_rate  # 48 kHz, the rate every OpenL3 model runs at
 RESAMPLER = "kaiser_best_0.2"  # openl3 0.4.2 requires resampy<0.3
 WINDOW_SECONDS = 1.0  # one embedding per 1 s window
 FRAME_LENGTH = 48000  # samples per window (openl3's frame_len = TARGET_SR)

@@ -149,12 +149,22 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
 _COMPACT = re.compile(r"^(?P<base>.+)-(?P<kind>[a-z0-9]+)$")
 
 
-def family_of(key: str) -> Family:
-    """The family of a model key (``vggish-int8fc`` -> VGGISH); UsageError for an unknown key."""
-    name = key.split("-", 1)[0]
-    if name not in FAMILIES:
-        raise UsageError(f"unknown model {key!r}: model keys start with {' or '.join(FAMILIES)}")
-    return FAMILIES[name]
+def available() -> list[dict]:
+    """Every model the registry can export: key, family, what one frame is, the export command."""
+    return [
+        {
+            "key": m.key,
+            "family": m.family,
+            "description": FAMILIES[m.family].description,
+            "sample_rate": FAMILIES[m.family].sample_rate,
+            "frame": FAMILIES[m.family].unit,
+            "min_seconds": FAMILIES[m.family].min_seconds,
+            "compact_kinds": list(FAMILIES[m.family].compact_kinds),
+            "default": m.key == FAMILIES[m.family].default_key,
+            "export": m.export,
+        }
+        for m in MODELS.values()
+    ]
 
 
 def base_spec(key: str) -> ModelSpec | None:

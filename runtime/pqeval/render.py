@@ -110,6 +110,20 @@ def models_table(rows: list[dict], search_dirs: list[str]) -> None:
             stderr(f"warning: {r['key']}: {r['note']}")
 
 
+def available_table(rows: list[dict]) -> None:
+    """``pqeval models --available``: every exportable model, installed or not, and how to get it."""
+    from rich.table import Table
+
+    t = Table(title="models pqeval can export")
+    t.add_column("model", no_wrap=True)
+    for col in ("installed", "one frame", "export with"):
+        t.add_column(col)
+    for r in rows:
+        key = f"{r['key']} (default)" if r["default"] else r["key"]
+        t.add_row(key, "yes" if r["installed"] else "", r["frame"], f"{r['export']} --weights …")
+    _console().print(t)
+
+
 def bench_table(rows: list[dict], reps: int) -> None:
     """``pqeval bench``: one row per model."""
     from rich.table import Table

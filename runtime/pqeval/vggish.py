@@ -22,12 +22,12 @@ import numpy as np
 from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError
-from .registry import VGGISH_OUTPUTS
+from .registry import VGGISH, VGGISH_OUTPUTS
 from .resample import DEFAULT_FILTER, output_length, resample, resample_range
 from .session import OnnxModel
 from .threads import blas_single_thread
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = VGGISH.sample_rate  # 16 kHz
 STFT_WINDOW_SECONDS = 0.025
 STFT_HOP_SECONDS = 0.010
 NUM_MEL_BINS = 64
@@ -153,7 +153,7 @@ class VGGishEmbedder:
         x = as_signal(audio)  # an array, or LazySamples read batch by batch
         n16 = output_length(len(x), sr, SAMPLE_RATE, fe.resampler)
         if n16 < fe.min_samples:
-            raise AudioError(f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least 0.975 s")
+            raise AudioError(f"too short for VGGish: {len(audio) / sr:.3f} s, it needs at least {VGGISH.min_seconds} s")
         n_examples = (1 + (n16 - fe.window_length) // fe.hop_length) // fe.example_frames
         example_samples = fe.example_frames * fe.hop_length  # 15360 samples between examples
         parts = []

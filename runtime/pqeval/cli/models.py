@@ -18,14 +18,24 @@ from .options import Json
 @app.command(
     "models",
     help="List installed models and their provenance (weight source, verification at "
-    "export).\n\n" + examples("pqeval models", "pqeval models --json"),
+    "export).\n\n" + examples("pqeval models", "pqeval models --json", "pqeval models --available"),
 )
-def models_cmd(as_json: Json = False) -> None:
+def models_cmd(
+    as_json: Json = False,
+    available: Annotated[
+        bool, typer.Option("--available", help="List every model pqeval can export, and whether it is installed.")
+    ] = False,
+) -> None:
+    from ..registry import available as registry_models
     from ..session import installed_models, search_dirs
 
     rows = [m.describe() for m in installed_models()]
     dirs = [str(d) for d in search_dirs()]
-    if as_json:
+    if available:
+        installed = {r["key"] for r in rows}
+        known = [{**m, "installed": m["key"] in installed} for m in registry_models()]
+        print(render.json_text({"models": known})) if as_json else render.available_table(known)
+    elif as_json:
         print(render.json_text({"search_dirs": dirs, "models": rows}))
     else:
         render.models_table(rows, dirs)
