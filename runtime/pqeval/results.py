@@ -15,9 +15,15 @@ import io
 import json
 import math
 import os
-from typing import TYPE_CHECKING, Iterable
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
-from .registry import EMBEDDING_METRICS
+from .content import content_of
+from .errors import UsageError
+from .registry import ALL_METRICS, EMBEDDING_METRICS
 
 if TYPE_CHECKING:
     from .batch import Pair
@@ -92,3 +98,119 @@ def rows_json(rows: list[dict], metrics: Iterable[str]) -> str:
                     d[k] = float(d[k]) if d[k] not in ("", None) else None
         out.append(d)
     return json.dumps(out, indent=2)
+
+
+# --- reading a results table back (the report's side) ----------------------------------------
+
+#: ``pqeval degrade``'s output names: ``<stem>__<kind>_<level>`` (kind and level without ``_``).
+DEGRADED_NAME = re.compile(r"^(?P<stem>.+)__(?P<kind>[A-Za-z0-9-]+)_(?P<level>[A-Za-z0-9-]+)$")
+UNKNOWN_DEGRADATION = "unknown"
+
+
+@dataclass
+class ResultRow:
+    """One row of a results table, typed.
+
+    ``values``: metric -> float (NaN when empty or unparsable); ``reasons``: metric -> why it is
+    NaN (the ``m_reason`` column, plus a parse problem); ``weights``: embedding metric -> its
+    ``m_weights`` provenance string ('' for classic metrics or when not recorded). ``file``,
+    ``content``, ``degradation``, ``level`` come from the study columns when the table has them,
+    else they are derived from ``clean`` / ``degraded`` (see :func:`read_results`).
+    """
+
+    file: str
+    content: str
+    degradation: str
+    level: str
+    clean: str = ""
+    degraded: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+    error: str = ""
+
+
+def _parse_value(text: str) -> tuple[float, str]:
+    """(value, problem): '' -> NaN with no problem; non-numbers -> NaN and a problem."""
+    text = (text or "").strip()
+    if not text:
+        return math.nan, ""
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan, f"unparsable value {text!r} in the table"
+    return (v, "") if math.isfinite(v) else (math.nan, "")
+
+
+def _stem(path_text: str) -> str:
+    """File stem of a path written on any platform (``/a/b.wav``, ``C:\\a\\b.wav``)."""
+    return PurePath(path_text.replace("\\", "/")).stem if path_text else ""
+
+
+def derive_identity(clean: str, degraded: str) -> tuple[str, str, str, str]:
+    """(file, content, degradation, level) of a batch row without study columns.
+
+    file: the clean file's stem (else the ``<stem>`` part of the degraded name); content:
+    :func:`pqeval.content.content_of` of it; degradation / level from a degraded name
+    ``<stem>__<kind>_<level>.<ext>``, else ``"unknown"`` / ``""``.
+    """
+    m = DEGRADED_NAME.match(_stem(degraded))
+    file = _stem(clean) or (m["stem"] if m else _stem(degraded))
+    kind, level = (m["kind"], m["level"]) if m else (UNKNOWN_DEGRADATION, "")
+    return file, content_of(file), kind, level
+
+
+def _result_row(rec: dict, metrics: list[str]) -> ResultRow:
+    def get(key: str) -> str:
+        return (rec.get(key) or "").strip()
+
+    file, content, degradation, level = derive_identity(get("clean"), get("degraded"))
+    file = get("file") or file
+    row = ResultRow(
+        file=file,
+        content=get("content") or (content_of(file) if get("file") else content),
+        degradation=get("degradation") or degradation,
+        level=get("level") or level,
+        clean=get("clean"),
+        degraded=get("degraded"),
+        notes=get("notes"),
+        error=get("error"),
+    )
+    for m in metrics:
+        row.values[m], bad = _parse_value(get(m))
+        row.reasons[m] = "; ".join(r for r in (get(f"{m}_reason"), bad) if r)
+        row.weights[m] = get(f"{m}_weights")
+    return row
+
+
+def read_results(path: str | os.PathLike) -> tuple[list[ResultRow], list[str]]:
+    """Read a results table: (rows, metric columns present in :data:`ALL_METRICS` order).
+
+    Accepts ``pqeval study``'s all_metrics.csv (with :data:`STUDY_COLUMNS`) and a plain
+    ``pqeval batch`` CSV (:data:`PAIR_COLUMNS` and metric columns; identity derived by
+    :func:`derive_identity`). Raises :class:`UsageError` (one line, naming the file) when the
+    file is missing or unreadable, has neither set of identity columns, or no metric column.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: results table not found")
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in reader.fieldnames or []]
+            reader.fieldnames = header
+            if not (set(STUDY_COLUMNS) <= set(header) or set(PAIR_COLUMNS) <= set(header)):
+                missing = [c for c in (*STUDY_COLUMNS, *PAIR_COLUMNS) if c not in header]
+                raise UsageError(
+                    f"{p}: not a results table (missing column(s) {', '.join(missing)}; "
+                    f"needs {', '.join(PAIR_COLUMNS)} or {', '.join(STUDY_COLUMNS)})"
+                )
+            metrics = [m for m in ALL_METRICS if m in header]
+            if not metrics:
+                raise UsageError(f"{p}: not a results table (no metric column; one of {', '.join(ALL_METRICS)})")
+            rows = [_result_row(rec, metrics) for rec in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"{p}: cannot read the results table ({why})") from None
+    return rows, metrics

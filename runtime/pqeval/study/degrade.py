@@ -9,7 +9,7 @@ the definitions (noise σ, quantisation step, ...).
 The parameter table ``KINDS`` (kind -> level -> parameters) is the single source of truth; like
 pystoi's module constants, it documents the definitions and the code reads from it.
 
-Study kinds (issue 4):
+Study kinds:
 
 ========  ==============================  =================================  ====================
 level     ``noise``: Gaussian σ added     ``bitrate``: down/up factor        ``bitdepth``: bits
@@ -38,57 +38,59 @@ Beyond the study:
   by 60 dB in RT60 seconds, scaled to a given direct-to-reverberant energy ratio (DRR).
   Levels: RT60 0.2 / 0.5 / 1.0 s with DRR 10 / 3 / -3 dB. The output keeps the input length (the
   tail beyond the end is cut), no delay is added.
-- ``mp3`` (MPEG-2/2.5 Layer III through libsndfile's LAME, constant bit rate 64 / 32 / 16 kbit/s),
-  ``vorbis`` (Ogg Vorbis, libsndfile compression level 0.3 / 0.7 / 1.0, i.e. VBR quality
-  0.7 / 0.3 / 0.0) and ``opus`` (Ogg Opus, 32 / 16 / 8 kbit/s). Each encodes into an in-memory
-  buffer and decodes back with soundfile. MP3 is coded at the input rate when it is an MPEG-2 /
-  2.5 rate (8, 11.025, 12, 16, 22.05, 24 kHz; these allow all three bit rates), otherwise at
-  24 kHz (22.05 kHz for multiples of 11.025 kHz) or the next MPEG-2 rate above the input rate;
-  Opus at the input rate when libopus supports it (8, 12, 16, 24, 48 kHz), otherwise at 48 kHz;
-  Vorbis at the input rate. Resampling around the codec uses :func:`pqeval.resample.resample`.
-  The decoded signal is aligned to the encoder input: if the decoder returns exactly the input
-  length (Opus pre-skip; MP3 with a LAME gapless tag; Vorbis), it is already aligned; if it
-  returns more (low-rate CBR MP3 frames have no room for the LAME tag, so the 576 + 529 sample
-  encoder/decoder delay stays in), the delay is the lag in [0, extra] with the highest
-  cross-correlation. The result is then trimmed / zero-padded to the input length.
-  A codec that this libsndfile cannot write raises :class:`UsageError`;
-  :func:`expand_kinds` leaves it out of ``"all"`` with the reason.
+- ``mp3`` (constant bit rate 64 / 32 / 16 kbit/s), ``vorbis`` (libsndfile compression level
+  0.3 / 0.7 / 1.0) and ``opus`` (32 / 16 / 8 kbit/s): an in-memory encode/decode round trip,
+  aligned to the input; see :mod:`pqeval.study.codecs`. A codec that this libsndfile cannot
+  write raises :class:`UsageError`; :func:`expand_kinds` leaves it out of ``"all"`` with the reason.
 
-Measured on ``speech_libri_198_f.wav`` (16 kHz, female speech), wideband PESQ / ESTOI of the
-degraded signal against the clean one, low / high / extreme:
-
-- mp3 4.31 / 3.67 / 1.84, ESTOI 0.998 / 0.982 / 0.909 (encoded 65 / 32 / 16 kbit/s)
-- vorbis 4.54 / 4.37 / 3.24, ESTOI 0.995 / 0.988 / 0.963 (encoded 59 / 41 / 29 kbit/s)
-- opus 4.36 / 3.84 / 2.37, ESTOI 0.989 / 0.949 / 0.889 (encoded 33 / 17 / 9 kbit/s, Ogg included)
-- clipping 4.28 / 2.94 / 1.62; reverb 2.96 / 1.38 / 1.11, ESTOI 0.952 / 0.738 / 0.433
-- noise 3.51 / 1.64 / 1.22; bitrate 3.37 / 2.40 / 2.16; bitdepth 4.62 / 3.50 / 1.05
+Measured scores of every kind and level on a reference recording, and why outputs are never
+stored as 16-bit PCM: ``docs/degradations.md``.
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import os
-import warnings
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import correlate, fftconvolve
+from scipy.signal import fftconvolve
 
-from .atomic import atomic_write_audio
-from .audio import load_audio
-from .errors import AudioError, UsageError
-from .resample import resample
+from ..atomic import atomic_write_audio
+from ..audio import load_audio
+from ..errors import AudioError, UsageError
+from ..resample import resample
+from .codecs import CODEC_PARAMS, _fit_length, codec_roundtrip, codec_status
+from .kinds import ALL_KINDS, CODEC_KINDS, EXTRA_KINDS, LEVELS, STUDY_KINDS
 
-LEVELS: tuple[str, ...] = ("low", "high", "extreme")
-STUDY_KINDS: tuple[str, ...] = ("noise", "bitrate", "bitdepth")
-EXTRA_KINDS: tuple[str, ...] = ("clipping", "reverb")
-CODEC_KINDS: tuple[str, ...] = ("mp3", "vorbis", "opus")
-ALL_KINDS: tuple[str, ...] = STUDY_KINDS + EXTRA_KINDS + CODEC_KINDS
+__all__ = [
+    "ALL_KINDS",
+    "CODEC_KINDS",
+    "DESCRIPTIONS",
+    "EXTRA_KINDS",
+    "KINDS",
+    "LEVELS",
+    "STUDY_KINDS",
+    "DegradeResult",
+    "add_noise",
+    "codec_roundtrip",
+    "codec_status",
+    "degrade",
+    "degrade_file",
+    "down_up_sample",
+    "expand_kinds",
+    "expand_levels",
+    "hard_clip",
+    "peak_normalize",
+    "quantize",
+    "read_mono",
+    "reverberate",
+    "rng_for",
+    "room_impulse_response",
+]
 
 #: kind -> level -> parameters. Units: sigma in full-scale amplitude units (signal in [-1, 1]);
 #: factor dimensionless; bits; fraction of the input peak; rt60 in seconds, drr_db in dB;
@@ -107,13 +109,7 @@ KINDS: dict[str, dict[str, dict[str, Any]]] = {
         "high": {"rt60": 0.5, "drr_db": 3.0},
         "extreme": {"rt60": 1.0, "drr_db": -3.0},
     },
-    "mp3": {"low": {"kbps": 64}, "high": {"kbps": 32}, "extreme": {"kbps": 16}},
-    "vorbis": {
-        "low": {"compression_level": 0.3},
-        "high": {"compression_level": 0.7},
-        "extreme": {"compression_level": 1.0},
-    },
-    "opus": {"low": {"kbps": 32}, "high": {"kbps": 16}, "extreme": {"kbps": 8}},
+    **CODEC_PARAMS,
 }
 
 #: One-line description of each kind, for reports and ``--help``.
@@ -128,15 +124,6 @@ DESCRIPTIONS: dict[str, str] = {
     "opus": "Ogg Opus via libsndfile at kbps",
 }
 
-# Codec kind -> (soundfile format, subtype).
-_CODECS: dict[str, tuple[str, str]] = {
-    "mp3": ("MP3", "MPEG_LAYER_III"),
-    "vorbis": ("OGG", "VORBIS"),
-    "opus": ("OGG", "OPUS"),
-}
-_MP3_LSF_RATES = (8000, 11025, 12000, 16000, 22050, 24000)
-_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-
 # Output container formats of degrade_file: fmt -> (soundfile format, subtype, extension).
 _OUT_FORMATS: dict[str, tuple[str, str, str]] = {
     "wav": ("WAV", "FLOAT", ".wav"),
@@ -144,8 +131,13 @@ _OUT_FORMATS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class DegradationSkipped(UserWarning):
-    """Issued by :func:`degrade_file` when ``"all"`` leaves out a codec this libsndfile lacks."""
+@dataclass(frozen=True)
+class DegradeResult:
+    """What :func:`degrade_file` did: ``written`` paths (kind-major order) and ``notes``, one
+    line per kind left out of ``"all"`` (``"skipping mp3: <reason>"``)."""
+
+    written: list[Path]
+    notes: list[str]
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,13 +164,6 @@ def rng_for(seed: int, kind: str, level: str) -> np.random.Generator:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     entropy = [int(seed), zlib.crc32(kind.encode()), zlib.crc32(level.encode())]
     return np.random.default_rng(np.random.SeedSequence(entropy))
-
-
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    """Trim or zero-pad ``y`` at the end to exactly ``n`` samples."""
-    if len(y) >= n:
-        return y[:n]
-    return np.concatenate([y, np.zeros(n - len(y))])
 
 
 def _check_audio(audio: Any) -> np.ndarray:
@@ -245,9 +230,7 @@ def hard_clip(x: np.ndarray, fraction: float) -> np.ndarray:
     return np.clip(x, -t, t)
 
 
-def room_impulse_response(
-    sr: int, rt60: float, drr_db: float, rng: np.random.Generator
-) -> np.ndarray:
+def room_impulse_response(sr: int, rt60: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Synthetic room impulse response, float64 of ``1 + round(rt60 * sr)`` samples.
 
     ``h[0] = 1`` (direct path); ``h[n] = g[n] · 10**(-3 n / (rt60 · sr))`` for n ≥ 1, with
@@ -265,97 +248,6 @@ def reverberate(x: np.ndarray, sr: int, rt60: float, drr_db: float, rng: np.rand
     """``x`` convolved with :func:`room_impulse_response`, cut to the input length."""
     h = room_impulse_response(sr, rt60, drr_db, rng)
     return fftconvolve(x, h)[: len(x)]
-
-
-# --------------------------------------------------------------------------------------------
-# codecs
-
-
-def _mp3_rate(sr: int) -> int:
-    if sr in _MP3_LSF_RATES:
-        return sr
-    if sr > 24000:
-        return 22050 if sr % 11025 == 0 else 24000
-    return min(r for r in _MP3_LSF_RATES if r >= sr)
-
-
-def _opus_rate(sr: int) -> int:
-    return sr if sr in _OPUS_RATES else 48000
-
-
-def _codec_settings(kind: str, level: str, codec_sr: int) -> dict[str, Any]:
-    """soundfile.write keyword arguments realising ``KINDS[kind][level]`` at ``codec_sr``."""
-    p = KINDS[kind][level]
-    if kind == "mp3":
-        # libsndfile 1.2: CBR kbps = int(hi - c * (hi - lo)), MPEG-2 [8, 160], MPEG-2.5 [8, 64];
-        # LAME then takes the nearest legal rate. +0.5 keeps int() from landing one below.
-        hi, lo = (160.0, 8.0) if codec_sr >= 16000 else (64.0, 8.0)
-        c = (hi - p["kbps"] - 0.5) / (hi - lo)
-        return {"compression_level": c, "bitrate_mode": "CONSTANT"}
-    if kind == "opus":
-        # libsndfile 1.2: bit/s = int((1 - c) * 250000 + 6000) per channel.
-        c = 1.0 - (p["kbps"] * 1000.0 - 6000.0 + 0.5) / 250000.0
-        return {"compression_level": c}
-    return {"compression_level": float(p["compression_level"])}
-
-
-def _encode_decode(y: np.ndarray, sr: int, kind: str, level: str) -> tuple[np.ndarray, int, int]:
-    """Encode mono ``y`` at ``sr`` into memory and decode it. Returns (decoded, decoded sr, bytes)."""
-    fmt, subtype = _CODECS[kind]
-    buf = io.BytesIO()
-    sf.write(buf, y, sr, format=fmt, subtype=subtype, **_codec_settings(kind, level, sr))
-    nbytes = buf.tell()
-    buf.seek(0)
-    z, zsr = sf.read(buf, dtype="float64", always_2d=True)
-    return z.mean(axis=1), int(zsr), nbytes
-
-
-@functools.lru_cache(maxsize=None)
-def codec_status(kind: str) -> tuple[bool, str]:
-    """(available, reason) for a codec kind in this libsndfile, found by a 0.1 s test round trip."""
-    fmt, subtype = _CODECS[kind]
-    where = f"libsndfile {sf.__libsndfile_version__}"
-    if fmt not in sf.available_formats() or subtype not in sf.available_subtypes(fmt):
-        return False, f"{where} was built without {fmt}/{subtype}"
-    t = np.arange(1600) / 16000.0
-    try:
-        z, _, _ = _encode_decode(0.5 * np.sin(2 * np.pi * 440.0 * t), 16000, kind, "low")
-    except Exception as err:  # noqa: BLE001 - any failure means "not usable here"
-        return False, f"{where} cannot round-trip {fmt}/{subtype}: {err}"
-    if z.size == 0:
-        return False, f"{where} decoded nothing from {fmt}/{subtype}"
-    return True, f"{where} writes {fmt}/{subtype}"
-
-
-def codec_roundtrip(x: np.ndarray, sr: int, kind: str, level: str) -> np.ndarray:
-    """Lossy-codec round trip of ``x`` (see module docstring); float64, same length, aligned."""
-    ok, reason = codec_status(kind)
-    if not ok:
-        raise UsageError(f"degradation {kind!r} is not available: {reason}")
-    codec_sr = {"mp3": _mp3_rate, "opus": _opus_rate}.get(kind, lambda s: s)(sr)
-    try:
-        y = resample(x, sr, codec_sr)
-    except ValueError as err:
-        raise AudioError(f"audio too short for {kind}: {err}") from None
-    try:
-        z, zsr, _ = _encode_decode(y, codec_sr, kind, level)
-    except (RuntimeError, sf.LibsndfileError) as err:
-        raise UsageError(f"{kind} cannot encode {len(y)} samples at {codec_sr} Hz: {err}") from None
-    if z.size == 0:
-        raise AudioError(f"{kind} decoded no samples from {len(y)} input samples")
-    if zsr != codec_sr:
-        z = resample(z, zsr, codec_sr)
-    z = _fit_length(z[_codec_delay(z, y) :], len(y))
-    return _fit_length(resample(z, codec_sr, sr), len(x))
-
-
-def _codec_delay(z: np.ndarray, y: np.ndarray) -> int:
-    """Samples by which decoded ``z`` lags input ``y``: 0 if no longer, else argmax cross-correlation."""
-    extra = len(z) - len(y)
-    if extra <= 0:
-        return 0
-    c = correlate(z, y, mode="valid", method="fft")  # c[k] = sum z[k + n] y[n], k in [0, extra]
-    return int(np.argmax(c)) if np.any(c > 0) else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,7 +342,7 @@ def read_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     Raises :class:`AudioError` naming the file, as :func:`pqeval.audio.load_audio`.
     """
     a = load_audio(path)
-    return a.samples, a.sr
+    return np.asarray(a.samples, dtype=np.float64), a.sr
 
 
 def degrade_file(
@@ -460,27 +352,18 @@ def degrade_file(
     levels: str | Iterable[str] = LEVELS,
     seed: int = 0,
     fmt: str = "wav",
-) -> list[Path]:
-    """Degrade one recording at every kind × level; returns the written paths (kind-major order).
+) -> DegradeResult:
+    """Degrade one recording at every kind × level; returns the written paths and the notes.
 
     Reads any soundfile-readable file, mixes to mono by averaging channels, keeps the native
     sample rate, and writes ``<stem>__<kind>_<level>.wav`` into ``out_dir`` (created if missing).
     ``kinds`` / ``levels`` accept names or ``"all"`` (see :func:`expand_kinds`; an unavailable
-    codec is skipped from "all" with a :class:`DegradationSkipped` warning carrying the reason).
+    codec is left out of "all" and its reason returned in :attr:`DegradeResult.notes`, never
+    issued as a warning).
 
     Storage: ``fmt="wav"`` writes 32-bit float WAV (exact to float32, i.e. 6e-8 relative, far
     below any degradation here); ``fmt="flac"`` writes 24-bit FLAC (``.flac``, step 1.2e-7).
-    Never 16-bit PCM, because 16-bit storage by itself changes the scores. Measured on
-    ``speech_libri_198_f.wav`` (16 kHz), scoring the degraded signal after a 16-bit PCM WAV round
-    trip instead of the float64 one (wideband PESQ, pystoi ESTOI):
-
-    - bitrate: PESQ +0.037 / +0.029 / +0.014 and ESTOI +0.0000 / -0.070 / -0.053
-      (low / high / extreme; high: ESTOI 0.740 -> 0.670). The 16-bit rounding noise
-      (~ -101 dBFS, white) refills the band above the cut-off that the degradation emptied,
-      and ESTOI's per-band normalisation counts it. speech_libri_3436_m: ESTOI -0.034 / -0.030.
-    - mp3/opus extreme: PESQ +0.011 / +0.009; noise, bitdepth, clipping, reverb: |dPESQ| <= 3e-4,
-      |dESTOI| <= 1e-5.
-    - 32-bit float WAV: |dPESQ| < 1e-4 and |dESTOI| <= 2.3e-5 for every kind and level.
+    Never 16-bit PCM: 16-bit storage by itself changes the scores (see ``docs/degradations.md``).
 
     Each file is written to a temporary file in ``out_dir`` and moved into place with
     ``os.replace``, so a reader never sees a partial file. Raises :class:`AudioError` if the
@@ -498,8 +381,7 @@ def degrade_file(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"{out}: cannot create output directory ({err.strerror or err})") from None
-    for kind, reason in skipped.items():
-        warnings.warn(f"skipping {kind}: {reason}", DegradationSkipped, stacklevel=2)
+    notes = [f"skipping {kind}: {reason}" for kind, reason in skipped.items()]
     stem = Path(in_path).stem
     written: list[Path] = []
     for kind in kind_list:
@@ -511,6 +393,4 @@ def degrade_file(
             target = out / f"{stem}__{kind}_{level}{ext}"
             atomic_write_audio(target, y, sr, sf_format, subtype)
             written.append(target)
-    return written
-
-
+    return DegradeResult(written, notes)
