@@ -34,7 +34,7 @@ import numpy as np
 from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError, ModelError, UsageError
-from .registry import OPENL3, OPENL3_CONTENT_TYPES, OPENL3_EMBEDDING_SIZES, OPENL3_INPUT_REPRS
+from .registry import OPENL3, OPENL3_CONTENT_TYPES, OPENL3_EMBEDDING_SIZES, OPENL3_INPUT_REPRS, OPENL3_NATIVE_HOP
 from .resample import output_length, resample, resample_range
 from .threads import blas_single_thread
 
@@ -42,7 +42,7 @@ SAMPLE_RATE = OPENL3.sample_rate  # 48 kHz, the rate every OpenL3 model runs at
 RESAMPLER = "kaiser_best_0.2"  # openl3 0.4.2 requires resampy<0.3
 WINDOW_SECONDS = 1.0  # one embedding per 1 s window
 FRAME_LENGTH = 48000  # samples per window (openl3's frame_len = TARGET_SR)
-DEFAULT_HOP = 0.1  # s, openl3's default hop_size
+DEFAULT_HOP = OPENL3_NATIVE_HOP  # s, openl3's own hop_size default (pqeval scores at registry.DEFAULT_HOP)
 HOP_LENGTH = 242  # STFT hop in samples (all input representations)
 DB_AMIN = 1e-10  # floor on the magnitude before log10
 DB_REF = 1.0
@@ -280,7 +280,7 @@ class OpenL3Embedder:
     ORT call; 1 is fastest and smallest (docs/measurements.md).
     """
 
-    name = "openl3"
+    name = OPENL3.name
 
     def __init__(self, model, hop: float = DEFAULT_HOP, batch_size: int = 1, center: bool = True) -> None:
         if not hop > 0 or hop_samples(hop) < 1:

@@ -120,7 +120,7 @@ class VGGishEmbedder:
     batch_size: examples per ORT call; 16 keeps memory flat on long clips (docs/measurements.md).
     """
 
-    name = "vggish"
+    name = VGGISH.name
 
     def __init__(self, model: OnnxModel, output: str = "postprocessed", batch_size: int = 16) -> None:
         if output not in OUTPUTS:
