@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import read
+from helpers import cli, read
 from pqeval.batch import pairs_from_csv, pairs_from_dirs, run_batch
 from pqeval.errors import UsageError
 from pqeval.scoring import ScoreOptions
-from test_cli import run
 
 OPTS = ScoreOptions(metrics=("vggish", "pesq_wb", "stoi"))
 
@@ -88,8 +87,8 @@ def test_unwritable_output_is_usage_error(tree, tmp_path):
 
 def test_batch_cli_exit_codes_and_json(tree, use_models, tmp_path):
     out = tmp_path / "r.csv"
-    p = run("batch", tree / "clean", tree / "deg", "--out", out, "--metrics", "vggish,pesq_wb", "--json", models=use_models)
-    assert p.returncode == 3, p.stderr
+    p = cli("batch", tree / "clean", tree / "deg", "--out", out, "--metrics", "vggish,pesq_wb", "--json")
+    assert p.exit_code == 3, p.stderr
     rows = json.loads(p.stdout)
     assert len(rows) == 4 and sum(bool(r["error"]) for r in rows) == 1
     assert "failed: " in p.stderr and "a__corrupt.wav" in p.stderr
@@ -101,14 +100,18 @@ def test_twenty_pairs_five_bad(tree, use_models, tmp_path):
     lines = ["clean,degraded"]
     for i in range(20):
         if i % 4 == 3:
-            lines.append(f"{tree / 'clean' / 'a.wav'},{tmp_path / f'missing{i}.wav'}" if i < 12 else f"{tree / 'clean' / 'a.wav'},{tree / 'deg' / 'a__corrupt.wav'}")
+            lines.append(
+                f"{tree / 'clean' / 'a.wav'},{tmp_path / f'missing{i}.wav'}"
+                if i < 12
+                else f"{tree / 'clean' / 'a.wav'},{tree / 'deg' / 'a__corrupt.wav'}"
+            )
         else:
             lines.append(f"{tree / 'clean' / 'a.wav'},{tree / 'deg' / ('a__noise0.wav' if i % 2 else 'a__noise1.wav')}")
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("\n".join(lines) + "\n")
     out = tmp_path / "res.csv"
-    p = run("batch", pairs, "--out", out, "--metrics", "vggish,stoi", models=use_models)
-    assert p.returncode == 3
+    p = cli("batch", pairs, "--out", out, "--metrics", "vggish,stoi")
+    assert p.exit_code == 3
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 20
     bad = [r for r in rows if r["error"]]

@@ -1,4 +1,10 @@
-"""The benchmark harness (--quick smoke run) and the compact model exports. No timed assertions."""
+"""The benchmark harness (--quick smoke run), the compact model exports and `pqeval bench`. No timed assertions.
+
+bench/run.py runs the original frameworks, and the FLOP counts and compact-variant accuracy bounds
+are those of the real VGGish/OpenL3 graphs: those tests are in the parity tier, on the real seeded
+exports (``exported_models_dir``). Streaming equality and the `pqeval bench` command hold for any
+model and run on the tiny ones (``models_dir``).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import AUDIO, ROOT, read
-
-pytestmark = pytest.mark.export
+from helpers import AUDIO, ROOT, cli, read
 
 INT8FC_COSINE_MIN = 0.999  # measured 0.99981 (seeded weights, real recordings); int8 FC layers
 FP16_COSINE_MIN = 0.99999  # measured 0.9999998
@@ -20,7 +24,7 @@ QDQ_COSINE_MIN = 0.98  # measured 0.9937 on held-out recordings (seeded weights)
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory, seeded_vggish_files, models_dir):
+def bench_run(tmp_path_factory, seeded_vggish_files, exported_models_dir):
     """One `bench/run.py --quick` into a temporary output and work directory.
 
     The session's seeded VGGish weights and export are reused (the harness skips what exists).
@@ -34,20 +38,32 @@ def bench_run(tmp_path_factory, seeded_vggish_files, models_dir):
     for f in seeded_vggish_files:
         shutil.copy(f, work / "weights" / Path(f).name)
     for f in ("vggish.onnx", "vggish.onnx.json", "vggish.onnx.data"):
-        shutil.copy(models_dir / f, work / "models" / f)
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out), "--work", str(work)],
-                          capture_output=True, text=True, cwd=str(ROOT), env={**__import__("os").environ, "PQEVAL_BENCH_AUDIO": str(AUDIO)})
+        shutil.copy(exported_models_dir / f, work / "models" / f)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out), "--work", str(work)],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        env={**__import__("os").environ, "PQEVAL_BENCH_AUDIO": str(AUDIO)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, work
 
 
+@pytest.mark.parity
 def test_quick_run_writes_results(bench_run):
     out, _ = bench_run
     for name in ("results.json", "results.md", "results.png"):
         assert (out / name).stat().st_size > 0
     res = json.loads((out / "results.json").read_text())
-    assert set(res["pipelines"]) >= {"torchvggish", "openl3-tf", "pqeval-vggish", "pqeval-openl3",
-                                     "pqeval-vggish-int8fc", "pqeval-openl3-int8qdq"}
+    assert set(res["pipelines"]) >= {
+        "torchvggish",
+        "openl3-tf",
+        "pqeval-vggish",
+        "pqeval-openl3",
+        "pqeval-vggish-int8fc",
+        "pqeval-openl3-int8qdq",
+    }
     for name, d in res["derived"].items():
         assert d["per10_s"] > 0 and d["cold_s"] > 0 and d["rss_mb"] > 0, name
         if d["family"] == "ours":
@@ -71,16 +87,18 @@ def test_quick_run_writes_results(bench_run):
     assert "ours / the original's best" in md and "seeded weights" in md and "## Targets" in md
 
 
-def test_flop_counter_matches_the_analytic_counts(models_dir):
+@pytest.mark.parity
+def test_flop_counter_matches_the_analytic_counts(exported_models_dir):
     sys.path.insert(0, str(ROOT / "bench"))
     from flops import count_macs
 
-    r = count_macs(models_dir / "vggish.onnx")
+    r = count_macs(exported_models_dir / "vggish.onnx")
     assert r["gflop"] == pytest.approx(1.728, abs=1e-3)
     assert set(r["by_op"]) == {"Conv", "Gemm", "MatMul"}
 
 
-def test_vggish_compact_variants(models_dir, tmp_path):
+@pytest.mark.parity
+def test_vggish_compact_variants(exported_models_dir, tmp_path):
     """int8fc / fp16 / ext: right outputs, sidecar accuracy fields, cosine bounds on a real recording."""
     import shutil
 
@@ -89,7 +107,7 @@ def test_vggish_compact_variants(models_dir, tmp_path):
     from pqeval_export.compact import COMPACT_KEY, export_compact
 
     for f in ("vggish.onnx", "vggish.onnx.json", "vggish.onnx.data"):
-        shutil.copy(models_dir / f, tmp_path / f)
+        shutil.copy(exported_models_dir / f, tmp_path / f)
     rec = AUDIO / "speech_libri_3436_m.wav"
     x, sr = read(rec.name)
     ref = VGGishEmbedder(OnnxModel(tmp_path / "vggish.onnx"), output="embedding").embed(x, sr).frames
@@ -114,6 +132,7 @@ def test_vggish_compact_variants(models_dir, tmp_path):
     assert (tmp_path / "vggish-fp16.onnx").stat().st_size < 0.55 * fp32
 
 
+@pytest.mark.parity
 def test_openl3_qdq_variant_from_the_quick_run(bench_run):
     """The int8 QDQ OpenL3 model the harness exported: shapes and accuracy on a held-out real recording."""
     from pqeval.openl3 import OpenL3Embedder
@@ -143,17 +162,12 @@ def test_streaming_vggish_embed_equals_whole_clip_examples(models_dir):
             assert np.array_equal(e.embed(sig, sr).frames, e.run_examples(e.frontend.examples(sig, sr)))
 
 
-def test_pqeval_bench_command(models_dir):
+def test_pqeval_bench_command(use_models):
     """`pqeval bench --json`: runtime-only latency/memory fields for the installed VGGish."""
-    import os
-
-    env = {**os.environ, "PQEVAL_MODELS": str(models_dir)}
-    proc = subprocess.run([sys.executable, "-m", "pqeval", "bench", "--model", "vggish", "--seconds", "2", "--reps", "1",
-                           "--threads", "1", "--json"], capture_output=True, text=True, cwd=str(ROOT), env=env)
-    assert proc.returncode == 0, proc.stderr
-    (r,) = json.loads(proc.stdout)["results"]
-    assert r["model"] == "vggish" and r["units"] == 2 and r["threads"] == 1
-    assert r["median_s"] > 0 and r["load_s"] > 0 and r["peak_rss_mb"] > 0 and r["weights"] == "seeded:0"
-    bad = subprocess.run([sys.executable, "-m", "pqeval", "bench", "--model", "nope"], capture_output=True, text=True,
-                         cwd=str(ROOT), env=env)
-    assert bad.returncode == 2 and "unknown model" in bad.stderr
+    r = cli("bench", "--model", "vggish", "--seconds", "2", "--reps", "1", "--threads", "1", "--json")
+    assert r.exit_code == 0, r.stderr
+    (b,) = json.loads(r.stdout)["results"]
+    assert b["model"] == "vggish" and b["units"] == 2 and b["threads"] == 1
+    assert b["median_s"] > 0 and b["load_s"] > 0 and b["peak_rss_mb"] > 0 and b["weights"] == "seeded:0"
+    bad = cli("bench", "--model", "nope")
+    assert bad.exit_code == 2 and "unknown model" in bad.stderr

@@ -1,26 +1,18 @@
-"""The pqeval CLI on real recordings and on bad input: clear messages, exit codes, no tracebacks."""
+"""The pqeval CLI on real recordings and on bad input: clear messages, exit codes, no tracebacks.
+
+Most tests run the command in-process (typer's CliRunner: data on stdout, notes, warnings and
+errors on stderr); the smoke tests at the end start real processes (``python -m pqeval`` and the
+``pqeval`` entry point) for --help, --version, one score and one bad input.
+"""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, read, shared
-
-ENV_PATH = os.pathsep.join([str(ROOT / "runtime"), str(ROOT / "export")])
-
-
-def run(*args, models=None, cwd=None):
-    env = {**os.environ, "PYTHONPATH": ENV_PATH}
-    if models is not None:
-        env["PQEVAL_MODELS"] = str(models)
-    p = subprocess.run([sys.executable, "-m", "pqeval", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
-    assert "Traceback" not in p.stderr, p.stderr
-    return p
+from helpers import cli, read, run, shared
 
 
 @pytest.fixture(scope="module")
@@ -57,24 +49,38 @@ def files(tmp_path_factory):
 
 
 def test_score_two_real_recordings_table(use_models):
-    p = run("score", shared("pesq_speech.wav"), shared("pesq_speech_bab_0dB.wav"), models=use_models)
-    assert p.returncode == 0, p.stderr
+    r = cli("score", shared("pesq_speech.wav"), shared("pesq_speech_bab_0dB.wav"))
+    assert r.exit_code == 0, r.stderr
     for name in ("vggish", "openl3", "pesq_wb", "stoi", "estoi"):
-        assert name in p.stdout
-    assert "warning: openl3: weights: seeded" in p.stdout and "warning: vggish: weights: seeded" in p.stdout
-    assert "1.0832" in p.stdout and "0.6739" in p.stdout and "0.3904" in p.stdout
-    assert "seeded" in p.stdout and "not a perceptual measurement" in p.stdout
+        assert name in r.stdout
+    # the seeded-weights warnings are notes, on stderr
+    assert "warning: openl3: weights: seeded — not a perceptual measurement" in r.stderr
+    assert "warning: vggish: weights: seeded — not a perceptual measurement" in r.stderr
+    assert "warning:" not in r.stdout
+    # PESQ-WB, STOI, ESTOI of this pair (model-independent)
+    assert "1.0832" in r.stdout and "0.6739" in r.stdout and "0.3904" in r.stdout
 
 
 def test_score_json_parses(use_models):
-    p = run("score", shared("pesq_speech.wav"), shared("pesq_speech_bab_0dB.wav"), "--model", "vggish,openl3", "--metrics", "pesq_wb,pesq_nb,stoi,estoi", "--json", "--hop", "0.25", models=use_models)
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    r = cli(
+        "score",
+        shared("pesq_speech.wav"),
+        shared("pesq_speech_bab_0dB.wav"),
+        "--model",
+        "vggish,openl3",
+        "--metrics",
+        "pesq_wb,pesq_nb,stoi,estoi",
+        "--json",
+        "--hop",
+        "0.25",
+    )
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)  # stdout is the JSON and nothing else
     m = out["metrics"]
     assert set(m) == {"vggish", "openl3", "pesq_wb", "pesq_nb", "stoi", "estoi"}
     o = m["openl3"]
     assert o["weights"] == "seeded:0" and o["perceptual"] is False
-    assert o["times"] == [round(0.25 * i, 6) for i in range(len(o["times"]))] 
+    assert o["times"] == [round(0.25 * i, 6) for i in range(len(o["times"]))]
     from pqeval.openl3 import num_windows
 
     assert len(o["frames"]) == num_windows(int(3.1 * 48000), 0.25)
@@ -96,95 +102,161 @@ def test_score_json_parses(use_models):
     ],
 )
 def test_unusable_input_is_one_line_error(files, use_models, clean, degraded, message):
-    p = run("score", files[clean], files[degraded], "--model", "vggish", models=use_models)
-    assert p.returncode == 2
-    lines = p.stderr.strip().splitlines()
+    r = cli("score", files[clean], files[degraded], "--model", "vggish")
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pqeval: error: ") and message in lines[0]
     assert str(files[clean] if clean in ("missing", "dir", "notes.txt") else files[degraded]) in lines[0]
 
 
-def _json(files, models, clean, degraded, *extra):
-    p = run("score", files[clean], files[degraded], "--model", "vggish", "--json", *extra, models=models)
-    return p, (json.loads(p.stdout) if p.stdout.strip() else None)
+def _json(files, clean, degraded, *extra):
+    r = cli("score", files[clean], files[degraded], "--model", "vggish", "--json", *extra)
+    return r, (json.loads(r.stdout) if r.stdout.strip() else None)
 
 
 def test_all_zero_degraded_gives_reasons(files, use_models):
-    p, out = _json(files, use_models, "clean.wav", "zeros.wav")
-    assert p.returncode == 3
+    r, out = _json(files, "clean.wav", "zeros.wav")
+    assert r.exit_code == 3
     m = out["metrics"]
     assert m["pesq_wb"]["value"] is None and "all zero" in m["pesq_wb"]["reason"]
     assert m["vggish"]["value"] is not None  # embeddings of silence are still defined
 
 
 def test_all_zero_clean(files, use_models):
-    p, out = _json(files, use_models, "zeros.wav", "clean.wav")
-    assert p.returncode == 3
+    r, out = _json(files, "zeros.wav", "clean.wav")
+    assert r.exit_code == 3
     assert "no utterances" in out["metrics"]["pesq_wb"]["reason"]
     assert "all zero" in out["metrics"]["stoi"]["reason"]
 
 
 def test_half_second_clip(files, use_models):
-    p, out = _json(files, use_models, "half_second.wav", "half_second.wav")
-    assert p.returncode == 3
+    r, out = _json(files, "half_second.wav", "half_second.wav")
+    assert r.exit_code == 3
     m = out["metrics"]
     assert m["vggish"]["value"] is None and "at least 0.975 s" in m["vggish"]["reason"]
     assert m["pesq_wb"]["value"] == pytest.approx(4.64, abs=0.1)  # identical signals: PESQ's ceiling
 
 
 def test_mismatched_lengths_are_reported(files, use_models):
-    p, out = _json(files, use_models, "clean.wav", "shorter.wav")
-    assert p.returncode == 0
+    r, out = _json(files, "clean.wav", "shorter.wav")
+    assert r.exit_code == 0
     assert any("lengths differ" in n and "trimmed to 2.500 s" in n for n in out["notes"])
-    p = run("score", files["clean.wav"], files["shorter.wav"], "--length", "error", models=use_models)
-    assert p.returncode == 2 and "lengths differ" in p.stderr
+    r = cli("score", files["clean.wav"], files["shorter.wav"], "--length", "error")
+    assert r.exit_code == 2 and "lengths differ" in r.stderr
 
 
 def test_44k_stereo_against_16k_mono(files, use_models):
-    p, out = _json(files, use_models, "stereo", "mono16")
-    assert p.returncode == 0, p.stderr
+    r, out = _json(files, "stereo", "mono16")
+    assert r.exit_code == 0, r.stderr
     notes = " ".join(out["notes"])
     assert "resampled from 16000 Hz to the clean rate 44100 Hz" in notes and "2 channels mixed to mono" in notes
     assert out["metrics"]["vggish"]["value"] > 0.9  # same music, resampled
 
 
-def test_missing_model_named_explicitly(files, tmp_path):
-    p = run("score", files["clean.wav"], files["noisy.wav"], "--model", "vggish", models=tmp_path, cwd=tmp_path)
-    assert p.returncode in (0, 2)
-    if p.returncode == 2:  # no model in the checkout either
-        assert "is not installed" in p.stderr and "pqeval export vggish" in p.stderr
+def test_missing_model_named_explicitly(files, tmp_path, monkeypatch):
+    """No vggish.onnx anywhere pqeval looks: exit 2 and the command that makes one."""
+    import pqeval.session as session
+
+    monkeypatch.setenv("PQEVAL_MODELS", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(session, "CHECKOUT_MODELS", tmp_path / "checkout-models")
+    session._OPEN.clear()
+    r = cli("score", files["clean.wav"], files["noisy.wav"], "--model", "vggish")
+    session._OPEN.clear()
+    assert r.exit_code == 2
+    assert "is not installed" in r.stderr and "pqeval export vggish" in r.stderr
 
 
 def test_bad_options(files, use_models):
-    p = run("score", files["clean.wav"], files["noisy.wav"], "--model", "nope", models=use_models)
-    assert p.returncode == 2 and "unknown model" in p.stderr
-    p = run("score", files["clean.wav"], files["noisy.wav"], "--metrics", "vggish,pesq_xx", models=use_models)
-    assert p.returncode == 2 and "unknown metric" in p.stderr
-    p = run("score", files["clean.wav"], models=use_models)
-    assert p.returncode == 2 and "Missing argument" in p.stderr
+    r = cli("score", files["clean.wav"], files["noisy.wav"], "--model", "nope")
+    assert r.exit_code == 2 and "unknown model" in r.stderr
+    r = cli("score", files["clean.wav"], files["noisy.wav"], "--metrics", "vggish,pesq_xx")
+    assert r.exit_code == 2 and "unknown metric" in r.stderr
+    r = cli("score", files["clean.wav"])
+    assert r.exit_code == 2 and "Missing argument" in r.stderr
 
 
 def test_help_has_examples():
-    p = run("score", "--help")
-    assert p.returncode == 0 and "pqeval score clean.wav degraded.wav" in p.stdout and "--hop" in p.stdout
+    r = cli("score", "--help")
+    assert r.exit_code == 0 and "pqeval score clean.wav degraded.wav" in r.stdout and "--hop" in r.stdout
 
 
 def test_models_lists_provenance(use_models):
-    p = run("models", "--json", models=use_models)
-    assert p.returncode == 0
-    rows = {r["key"]: r for r in json.loads(p.stdout)["models"]}
+    r = cli("models", "--json")
+    assert r.exit_code == 0, r.stderr
+    rows = {row["key"]: row for row in json.loads(r.stdout)["models"]}
     v = rows["vggish"]
     assert v["weights"] == "seeded:0" and v["perceptual"] is False and v["verify"]["cosine_min"] >= 0.99999
-    p = run("models", models=use_models)
-    assert "seeded" in p.stdout and "not a perceptual measurement" in p.stdout
+    assert rows["openl3-mel256-music-512"]["weights"] == "seeded:0"
+    r = cli("models")
+    assert r.exit_code == 0
+    both = r.stdout + r.stderr
+    assert "seeded" in both and "not a perceptual measurement" in both
 
 
 def test_degrade_command(files, tmp_path):
     out = tmp_path / "out dir ü"
-    p = run("degrade", files["clean.wav"], files["missing"], "--out", out, "--kind", "noise,bitdepth", "--level", "high", "--json")
-    assert p.returncode == 3 and "no such file" in p.stderr
-    written = json.loads(p.stdout)["written"]
+    r = cli(
+        "degrade",
+        files["clean.wav"],
+        files["missing"],
+        "--out",
+        out,
+        "--kind",
+        "noise,bitdepth",
+        "--level",
+        "high",
+        "--json",
+    )
+    assert r.exit_code == 3 and "no such file" in r.stderr
+    written = json.loads(r.stdout)["written"]
     assert sorted(os.path.basename(w) for w in written) == ["clean__bitdepth_high.wav", "clean__noise_high.wav"]
     info = sf.info(written[0])
     assert info.subtype == "FLOAT" and info.frames == 3 * 16000
-    p = run("degrade", files["clean.wav"], "--out", out, "--kind", "nope")
-    assert p.returncode == 2 and "pqeval: error:" in p.stderr
+    r = cli("degrade", files["clean.wav"], "--out", out, "--kind", "nope")
+    assert r.exit_code == 2 and "pqeval: error:" in r.stderr
+
+
+# --- real processes: the module, the entry point ----------------------------------------------
+
+
+def test_smoke_help_in_a_process():
+    p = run("score", "--help")
+    assert p.returncode == 0 and "pqeval score clean.wav degraded.wav" in p.stdout and "--hop" in p.stdout
+    p = run("--help", entry_point=True)
+    assert p.returncode == 0 and "score" in p.stdout and "batch" in p.stdout
+
+
+def test_smoke_version():
+    import pqeval
+
+    for entry_point in (False, True):
+        p = run("--version", entry_point=entry_point)
+        assert p.returncode == 0, p.stderr
+        assert pqeval.__version__ in p.stdout
+
+
+def test_smoke_score_in_a_process(models_dir):
+    p = run(
+        "score",
+        shared("pesq_speech.wav"),
+        shared("pesq_speech_bab_0dB.wav"),
+        "--model",
+        "vggish",
+        "--json",
+        models=models_dir,
+        entry_point=True,
+    )
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["metrics"]["vggish"]["weights"] == "seeded:0" and out["metrics"]["pesq_wb"]["value"] == pytest.approx(
+        1.0832, abs=1e-4
+    )
+    assert "warning: vggish: weights: seeded" in p.stderr
+
+
+def test_smoke_bad_input_in_a_process(files, models_dir):
+    p = run("score", files["missing"], files["clean.wav"], "--model", "vggish", models=models_dir)
+    assert p.returncode == 2  # run() also checks that no traceback reached stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pqeval: error: ") and "no such file" in lines[0]

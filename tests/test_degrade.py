@@ -1,8 +1,9 @@
-"""Tests of pqeval.degrade: the study's definitions, the extra kinds, codecs and degrade_file."""
+"""Tests of pqeval.study.degrade and .codecs: the study's definitions, extra kinds, codecs, degrade_file."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 import soundfile as sf
 from scipy.signal import correlate
 
-from pqeval import degrade as D
 from pqeval.errors import AudioError, UsageError
+from pqeval.study import codecs as C
+from pqeval.study import degrade as D
 
 SR = 16000
 SHARED_AUDIO = Path(os.environ.get("PQEVAL_TEST_AUDIO", Path(__file__).resolve().parents[2] / "shared" / "audio"))
@@ -104,7 +106,8 @@ def test_rng_is_stable_across_processes():
     np.testing.assert_allclose(
         D.rng_for(0, "noise", "low").standard_normal(3), [-0.73052251, 0.47377486, 0.35580241], atol=1e-8
     )
-    np.testing.assert_allclose(D.rng_for(7, "reverb", "extreme").standard_normal(2), [0.10179174, -2.01843451], atol=1e-8)
+    draws = D.rng_for(7, "reverb", "extreme").standard_normal(2)
+    np.testing.assert_allclose(draws, [0.10179174, -2.01843451], atol=1e-8)
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
@@ -280,7 +283,7 @@ def test_codec_roundtrip_aligned_and_degrading(kind, speech):
 @pytest.mark.parametrize("kind", ["mp3", "opus"])
 def test_codec_bitrate_matches_table(kind, speech):
     for level in D.LEVELS:
-        z, zsr, nbytes = D._encode_decode(speech, SR, kind, level)
+        z, zsr, nbytes = C._encode_decode(speech, SR, kind, level)
         kbps = nbytes * 8 / (len(speech) / SR) / 1000
         target = D.KINDS[kind][level]["kbps"]
         assert 0.9 * target <= kbps <= 1.3 * target, (level, kbps)
@@ -290,9 +293,9 @@ def test_mp3_low_bitrate_delay_is_removed():
     # 16 kbit/s CBR MP3 frames carry no LAME gapless tag: the decoder returns 1105 extra samples
     # in front, which codec_roundtrip must find and cut.
     x = tone_mix(2 * SR)
-    z, _, _ = D._encode_decode(x, SR, "mp3", "extreme")
+    z, _, _ = C._encode_decode(x, SR, "mp3", "extreme")
     assert len(z) > len(x)
-    assert D._codec_delay(z, x) == 1105
+    assert C._codec_delay(z, x) == 1105
     y = D.degrade(x, SR, "mp3", "extreme", normalize=False)
     assert snr_db(x, y) > 5
 
@@ -319,9 +322,12 @@ def test_missing_codec_is_a_usage_error_and_skipped_from_all(monkeypatch, fresh_
 
     src = tmp_path / "clip.wav"
     sf.write(src, tone_mix(4000), SR, subtype="FLOAT")
-    with pytest.warns(D.DegradationSkipped, match="mp3"):
-        paths = D.degrade_file(src, tmp_path / "out", kinds="all", levels="low")
-    assert [p.name for p in paths] == [f"clip__{k}_low.wav" for k in D.ALL_KINDS if k != "mp3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the skip is a note in the result, never a warning
+        res = D.degrade_file(src, tmp_path / "out", kinds="all", levels="low")
+    assert [p.name for p in res.written] == [f"clip__{k}_low.wav" for k in D.ALL_KINDS if k != "mp3"]
+    assert len(res.notes) == 1 and res.notes[0].startswith("skipping mp3:") and "MP3" in res.notes[0]
+    assert not hasattr(D, "DegradationSkipped")
 
 
 def test_expand_selections():
@@ -348,7 +354,9 @@ def test_degrade_file_writes_float_wav(tmp_path):
     mono = stored.mean(axis=1)
 
     out = tmp_path / "out" / "nested"
-    paths = D.degrade_file(src, out, seed=4)
+    res = D.degrade_file(src, out, seed=4)
+    assert isinstance(res, D.DegradeResult) and res.notes == []
+    paths = res.written
     assert [p.name for p in paths] == [f"song__{k}_{lv}.wav" for k in D.STUDY_KINDS for lv in D.LEVELS]
     assert sorted(os.listdir(out)) == sorted(p.name for p in paths)  # no temporary files left
     for p in paths:
@@ -363,7 +371,7 @@ def test_degrade_file_writes_float_wav(tmp_path):
 def test_degrade_file_flac_24bit(tmp_path):
     src = tmp_path / "a.wav"
     sf.write(src, tone_mix(4000), SR, subtype="FLOAT")
-    (path,) = D.degrade_file(src, tmp_path, kinds="noise", levels="low", fmt="flac")
+    (path,) = D.degrade_file(src, tmp_path, kinds="noise", levels="low", fmt="flac").written
     assert path.name == "a__noise_low.flac"
     assert sf.info(path).subtype == "PCM_24"
     back, _ = sf.read(path, dtype="float64")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pqeval.audio import from_array
 from pqeval.errors import PqevalError
-from pqeval.scoring import Scorer, ScoreOptions
+from pqeval.scoring import ScoreOptions, Scorer
 
 RATES = [8000, 11025, 12345, 16000, 22050, 44100, 44101, 48000, 96000]
 
@@ -38,7 +38,11 @@ def scorer(models_dir):
     mp.undo()
 
 
-@settings(max_examples=int(__import__("os").environ.get("PQEVAL_FUZZ_EXAMPLES", 40)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(__import__("os").environ.get("PQEVAL_FUZZ_EXAMPLES", 40)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(clean=signals(), degraded=signals())
 def test_runtime_raises_only_pqeval_errors(scorer, clean, degraded):
     try:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import read
+from helpers import read
 from pqeval.metrics import pesq_score, stoi_score
 
 

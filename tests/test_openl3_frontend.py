@@ -2,7 +2,7 @@
 
 No TensorFlow here: the embedder runs a tiny stand-in ONNX model (per-band mean of the spectrogram)
 so that framing, batching and metadata handling are tested without the 20-GFLOP CNN. Parity with
-openl3 itself is in test_openl3_parity.py (marker ``export``).
+openl3 itself is in test_openl3_parity.py (marker ``parity``).
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def stub_model(tmp_path_factory):
 
 # --- framing -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "n48, hop, center, expected",
     [
@@ -122,7 +123,9 @@ def openl3_style_frames(x48: np.ndarray, hop: float, center: bool) -> np.ndarray
     if pad > 0:
         x48 = np.pad(x48, (0, pad))
     count = 1 + int((len(x48) - frame_len) / float(hop_len))
-    return np.lib.stride_tricks.as_strided(x48, shape=(frame_len, count), strides=(x48.itemsize, hop_len * x48.itemsize)).T
+    return np.lib.stride_tricks.as_strided(
+        x48, shape=(frame_len, count), strides=(x48.itemsize, hop_len * x48.itemsize)
+    ).T
 
 
 @pytest.mark.parametrize("n48", [5000, 24001, 48000, 70001, 130000])
@@ -144,13 +147,24 @@ def test_window_times_are_index_times_hop():
 
 # --- resampling (resampy 0.2.x kaiser_best, which openl3 0.4.2 pins) ---------------------------
 
+
 @pytest.mark.parametrize(
     "sr, n_out, total, picks",
     # resampy 0.2.2 ``resample(x, sr, 48000, filter='kaiser_best')`` of x = sin(0.3 n) + 0.1 cos(1.7 n), n < 40;
     # values at output indices 1, 17, n_out // 2, -2. (resampy >= 0.3's kaiser_best differs by ~1e-2 here.)
     [
-        (16000, 120, 2.143589659886552, (0.16347811864368864, 0.8961178878905384, -0.3639316289247729, -0.5674534134446371)),
-        (44100, 43, 1.1728804237991077, (0.2682889191947201, -0.9853029852180543, -0.4591717064106733, -0.8837727856361683)),
+        (
+            16000,
+            120,
+            2.143589659886552,
+            (0.16347811864368864, 0.8961178878905384, -0.3639316289247729, -0.5674534134446371),
+        ),
+        (
+            44100,
+            43,
+            1.1728804237991077,
+            (0.2682889191947201, -0.9853029852180543, -0.4591717064106733, -0.8837727856361683),
+        ),
     ],
 )
 def test_resampling_reproduces_resampy_02(sr, n_out, total, picks):
@@ -173,6 +187,7 @@ def test_resampling_keeps_a_tone_and_passes_48k_through():
 
 
 # --- mel filterbank ----------------------------------------------------------------------------
+
 
 def test_slaney_mel_scale():
     assert hz_to_mel(0.0) == 0.0
@@ -217,6 +232,7 @@ def test_filterbank_shape_and_slaney_area(n_mels):
 
 
 # --- spectrograms ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("input_repr, shape", [("linear", (257, 197)), ("mel128", (128, 199)), ("mel256", (256, 199))])
 def test_spectrogram_layout_and_db_range(input_repr, shape):
@@ -270,6 +286,7 @@ def test_tone_peaks_in_its_band():
 
 # --- the embedder ------------------------------------------------------------------------------
 
+
 def test_embed_frames_times_and_batching(stub_model):
     rng = np.random.default_rng(3)
     x = rng.standard_normal(int(2.3 * 16000)) * 0.1
@@ -279,7 +296,7 @@ def test_embed_frames_times_and_batching(stub_model):
     assert e16.frames.shape == (n, 256) and e16.frames.dtype == np.float32
     np.testing.assert_array_equal(e16.times, np.arange(n) * 0.25)
     np.testing.assert_allclose(e3.frames, e16.frames, rtol=1e-6, atol=1e-5)
-    assert e16.model == "openl3-mel256-music-stub" and e16.weights == "seeded:stub" and e16.seeded
+    assert e16.model == "openl3-mel256-music-stub" and e16.weights == "seeded:stub" and e16.provenance.kind == "seeded"
     # each frame is the stub applied to the right window
     x48 = resample_to_48k(x, 16000)
     k = n - 1

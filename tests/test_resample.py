@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read
+from helpers import read
 from pqeval.errors import AudioError
 from pqeval.resample import FILTERS, half_window, output_length, polyphase_filter, resample
 
 DATA = Path(__file__).parent / "data"
-RATES_IN = [8000, 11025, 22050, 44100, 48000, 96000]
+RATES_IN = [8000, 11025, 22050, 44100, 44101, 48000, 96000]  # 44101: coprime with both, the direct path
 GOLDEN = {"kaiser_best_0.2": "resampy_0.2.2_kaiser_best.npz", "kaiser_best_0.3": "resampy_0.4.3_kaiser_best.npz"}
 
 
@@ -33,6 +33,7 @@ def signal():
     return np.concatenate([x[: 16000 * 2], 0.3 * rng.standard_normal(16000)])
 
 
+@pytest.mark.parity  # resampy is part of the export stack
 @pytest.mark.parametrize("sr_in", RATES_IN)
 @pytest.mark.parametrize("sr_out", [16000, 48000])
 def test_matches_installed_resampy(signal, sr_in, sr_out):
@@ -158,5 +159,33 @@ def test_range_reads_only_what_it_needs():
     full = resample(x, 44100, 16000)
     got = resample_range(Lazy(), 44100, 16000, 200000, 210000)
     assert np.array_equal(got, full[200000:210000])
-    (lo, hi), = reads
+    ((lo, hi),) = reads
     assert hi - lo < 3 * 44100  # a few chunks of input, not the 30 s signal
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+@pytest.mark.parametrize("sr_in, sr_out", [(44100, 16000), (16000, 48000), (48000, 16000)])
+def test_direct_path_equals_gemm_path(name, sr_in, sr_out, monkeypatch):
+    """Coprime rates take the direct path (the GEMM plan would need tens of GB); on rates both paths
+    can run, they agree to float rounding."""
+    import pqeval.resample as R
+
+    x = np.random.default_rng(7).standard_normal(sr_in)
+    gemm = R.resample(x, sr_in, sr_out, filter=name)
+    monkeypatch.setattr(R, "_MAX_PLAN_ELEMENTS", 0)
+    direct = R.resample(x, sr_in, sr_out, filter=name)
+    np.testing.assert_allclose(direct, gemm, rtol=0, atol=1e-10)  # measured 4e-12: same products, other order
+
+
+@pytest.mark.parametrize("sr_in, sr_out", [(44101, 16000), (16000, 2667), (2667, 16000), (44101, 48000)])
+def test_coprime_rates_stay_small_and_stream_identically(sr_in, sr_out):
+    """44101 Hz input or the 2667 Hz inside a 6x bit-rate reduction once built a tap matrix of
+    2-25 GB; now they take the direct path, and ranges still equal the whole signal."""
+    import pqeval.resample as R
+
+    assert R._plan_elements(sr_in, sr_out, R.DEFAULT_FILTER) > R._MAX_PLAN_ELEMENTS
+    x = np.random.default_rng(8).standard_normal(2 * sr_in)
+    whole = resample(x, sr_in, sr_out)
+    assert whole.shape == (output_length(len(x), sr_in, sr_out),) and np.isfinite(whole).all()
+    parts = [R.resample_range(x, sr_in, sr_out, a, a + 777) for a in range(0, len(whole), 777)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)

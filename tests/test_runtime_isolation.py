@@ -5,9 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, shared
-
-HEAVY = ["torch", "tensorflow", "keras", "tf_keras", "librosa", "resampy", "torchvggish", "openl3", "kapre", "numba"]
+from helpers import HEAVY, ROOT, shared
 
 
 def test_scoring_imports_no_framework(use_models):
@@ -19,7 +17,7 @@ try:
     main()
 except SystemExit:
     pass
-print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT / "runtime"), "PQEVAL_MODELS": str(use_models)}
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

@@ -3,7 +3,8 @@
 ``open_audio`` hands out LazySamples; the embedders and the scorer read ranges of them. These
 tests check that (a) every value equals the whole-file path exactly, and (b) no read is larger
 than a batch's worth of audio, however long the file: the memory bound of issue 5, checked by
-counting samples read rather than by timing or RSS.
+counting samples read rather than by timing or RSS. The models are the tiny stand-ins
+(conftest ``use_models``): what is checked is equality between two paths, whatever the model.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import read
 
+from helpers import read
 from pqeval.audio import LazySamples, load_audio, open_audio
 from pqeval.errors import AudioError
-from pqeval.scoring import Scorer, ScoreOptions
+from pqeval.scoring import ScoreOptions, Scorer
 
 
 def _long_file(path, seconds: float, sr: int, channels: int = 1, subtype: str = "PCM_16"):
@@ -72,7 +73,6 @@ def test_open_audio_refuses_what_load_audio_refuses(tmp_path):
         open_audio(empty)
 
 
-@pytest.mark.export
 def test_long_file_embeds_in_bounded_reads_with_whole_file_values(tmp_path, use_models):
     """A 30 s stereo 44.1 kHz file, small batches: each model reads at most a batch's worth at a
     time, and the embeddings equal those of the whole file in memory bit for bit."""
@@ -99,7 +99,6 @@ def test_long_file_embeds_in_bounded_reads_with_whole_file_values(tmp_path, use_
         assert len(counting.sizes) >= 3, name
 
 
-@pytest.mark.export
 def test_scores_from_disk_equal_scores_from_memory(tmp_path, use_models):
     """Rate mismatch (degraded at 22.05 kHz) and trimming are applied lazily with the same numbers."""
     clean = _long_file(tmp_path / "clean.wav", 12.0, 16000)

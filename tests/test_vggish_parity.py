@@ -1,11 +1,13 @@
-"""VGGish: ONNX Runtime vs torchvggish on seeded weights, and end to end from audio."""
+"""VGGish: ONNX Runtime vs torchvggish on seeded weights, and end to end from audio.
+
+Parity tier: the real seeded export (``exported_models_dir``) against torchvggish; torch and
+torchvggish are imported inside the tests so that collecting this file needs neither.
+"""
 
 import numpy as np
 import pytest
-import torch
 
-import torchvggish.vggish_input as vi
-from conftest import read
+from helpers import read
 from pqeval.resample import resample
 from pqeval.session import OnnxModel
 from pqeval.vggish import VGGishEmbedder
@@ -18,14 +20,18 @@ STEP = 255.0 / (QUANT_MAX - QUANT_MIN)
 # can round either way. Any other difference is a bug.
 BOUNDARY_TOL = 0.01
 
+pytestmark = pytest.mark.parity
+
 
 @pytest.fixture(scope="module")
-def embedder(models_dir):
-    return VGGishEmbedder(OnnxModel(models_dir / "vggish.onnx"))
+def embedder(exported_models_dir):
+    return VGGishEmbedder(OnnxModel(exported_models_dir / "vggish.onnx"))
 
 
 def pre_round(emb: np.ndarray, pca: dict) -> np.ndarray:
     """torchvggish's value just before torch.round, computed as its Postprocessor does (float32)."""
+    import torch
+
     m = torch.as_tensor(pca["pca_eigen_vectors"]).float()
     mu = torch.as_tensor(pca["pca_means"].reshape(-1, 1)).float()
     x = torch.mm(m, torch.as_tensor(emb).t() - mu).t()
@@ -33,6 +39,8 @@ def pre_round(emb: np.ndarray, pca: dict) -> np.ndarray:
 
 
 def assert_8bit_equal(ref_model, pca, examples, got):
+    import torch
+
     with torch.no_grad():
         x = torch.as_tensor(np.array(examples[:, None])).float()  # a copy: framed views are read-only
         want = ref_model(x).reshape(len(x), -1).numpy()
@@ -51,6 +59,8 @@ def assert_8bit_equal(ref_model, pca, examples, got):
 
 
 def test_onnx_vs_torch_on_seeded_weights(embedder, vggish_reference):
+    import torch
+
     ref, pca = vggish_reference
     ex = synthetic_examples(7, 12)
     x = torch.as_tensor(np.array(ex[:, None])).float()  # a copy: the framed view is read-only
@@ -97,6 +107,8 @@ def _cases():
 
 @pytest.mark.parametrize("case", list(_cases()))
 def test_end_to_end_8bit_vs_torchvggish(embedder, vggish_reference, case):
+    import torchvggish.vggish_input as vi
+
     x, sr = _cases()[case]
     ref, pca = vggish_reference
     ex = vi.waveform_to_examples(x, sr, return_tensor=False)  # torchvggish's own frontend (resampy)
@@ -104,5 +116,5 @@ def test_end_to_end_8bit_vs_torchvggish(embedder, vggish_reference, case):
     got = embedder.embed(mono, sr)
     assert got.frames.shape == (len(ex), 128)
     np.testing.assert_allclose(got.times, np.arange(len(ex)) * 0.96)
-    assert got.weights == "seeded:0" and got.seeded
+    assert got.weights == "seeded:0" and got.provenance.kind == "seeded" and not got.provenance.perceptual
     assert_8bit_equal(ref, pca, ex, got.frames)

@@ -1,16 +1,23 @@
-"""The real-weights loading path of the VGGish export, exercised on torch-written files."""
+"""The real-weights loading path of the VGGish export, exercised on torch-written files.
+
+Parity tier (torch writes the files); torch is imported inside the tests so that collecting this
+file needs no torch.
+"""
 
 import shutil
 
 import numpy as np
 import pytest
-import torch
 
-import pqeval_export.vggish as xv
+import pqeval_export.vggish as xv  # no torch at import time
 from pqeval.errors import ModelError
+
+pytestmark = pytest.mark.parity
 
 
 def test_seeded_files_are_upstream_format(seeded_vggish_files):
+    import torch
+
     vpath, ppath = seeded_vggish_files
     assert xv.hash_prefix(vpath) and xv.verify_file(vpath).startswith(xv.hash_prefix(vpath))
     state = torch.load(vpath, weights_only=True)
@@ -21,7 +28,9 @@ def test_seeded_files_are_upstream_format(seeded_vggish_files):
 
 def test_provenance_strings(seeded_vggish_files):
     assert xv.load_weights(*seeded_vggish_files)[2] == "seeded:0"
-    assert xv.provenance({xv.VGGISH_FILE: "10086976" + "0" * 56, xv.PCA_FILE: "970ea276" + "0" * 56}).startswith("pretrained:")
+    assert xv.provenance({xv.VGGISH_FILE: "10086976" + "0" * 56, xv.PCA_FILE: "970ea276" + "0" * 56}).startswith(
+        "pretrained:"
+    )
     assert xv.provenance({"vggish-abc.pth": "1" * 64, "vggish_pca_params-abc.pth": "2" * 64}).startswith("custom:")
 
 
@@ -33,6 +42,8 @@ def test_wrong_hash_refused(seeded_vggish_files, tmp_path):
 
 
 def test_wrong_architecture_refused(tmp_path, seeded_vggish_files):
+    import torch
+
     p = tmp_path / "vggish-x.pth"
     torch.save(torch.nn.Linear(3, 4).state_dict(), p)
     with pytest.raises(ModelError, match="not a torchvggish state dict"):
@@ -45,6 +56,8 @@ def test_wrong_architecture_refused(tmp_path, seeded_vggish_files):
 
 def test_pca_file_from_numpy_1x_pickles_loads(tmp_path, seeded_vggish_files):
     """The upstream PCA file pickles numpy arrays (numpy.core names); weights_only loading allows them."""
+    import torch
+
     arrays = xv._torch_load(seeded_vggish_files[1])
     p = tmp_path / "vggish_pca_params-x.pth"
     torch.save({k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}, p)
@@ -85,11 +98,12 @@ def test_locate_and_sources(tmp_path, seeded_vggish_files):
     assert xv._locate(d) == (d / seeded_vggish_files[0].name, d / seeded_vggish_files[1].name)
 
 
-def test_exported_metadata(models_dir):
+def test_exported_metadata(exported_models_dir):
     import json
 
     import onnx
 
+    models_dir = exported_models_dir
     m = onnx.load(str(models_dir / "vggish.onnx"), load_external_data=False)
     meta = {p.key: p.value for p in m.metadata_props}
     assert meta["pqeval.model_id"] == "vggish" and meta["pqeval.weights"] == "seeded:0"
