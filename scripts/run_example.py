@@ -55,7 +55,9 @@ def ensure_vggish() -> None:
 
 
 def ensure_openl3() -> None:
-    key = "openl3-mel256-music-512"
+    from pqeval.registry import OPENL3
+
+    key = OPENL3.default_key
     if (installed_weights(key) or "").startswith("pretrained:"):
         return
     local = os.environ.get("PQEVAL_OPENL3_WEIGHTS")
