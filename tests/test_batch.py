@@ -79,7 +79,7 @@ def test_pairs_csv_relative_paths_and_errors(tree, tmp_path):
         pairs_from_dirs(tmp_path / "nope", tree)
 
 
-def test_unwritable_output_is_usage_error(tree, tmp_path):
+def test_unwritable_output_is_usage_error(tree, use_models, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UsageError, match="cannot write here"):
         run_batch([], tmp_path / "file" / "res.csv", OPTS)

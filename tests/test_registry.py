@@ -78,19 +78,19 @@ def test_resume_key_follows_every_field_that_changes_numbers():
         "length": "error",
         "vggish_model": "vggish-int8fc",
         "vggish_output": "embedding",
+        "vggish_resampler": "kaiser_best_0.3",
         "openl3_model": "openl3-mel256-env-512",
         "openl3_hop": 0.25,
     }
     for name, value in changed.items():
         assert dataclasses.replace(base, **{name: value}).key() != base.key(), name
     assert {f.name for f in dataclasses.fields(ScoreOptions) if f.metadata.get("changes_numbers", True)} == set(changed)
-    same = dataclasses.replace(base, threads=1, require_models=("vggish",))
-    assert same.key() == base.key()  # threads and requirements do not change numbers
+    same = dataclasses.replace(base, threads=1)
+    assert same.key() == base.key()  # threads do not change numbers
     assert base.family_key("openl3") != dataclasses.replace(base, openl3_hop=1.0).family_key("openl3")
     assert base.family_key("vggish") == dataclasses.replace(base, openl3_hop=1.0).family_key("vggish")
-    assert base.embedder_args("openl3") == {"hop": DEFAULT_HOP} and base.embedder_args("vggish") == {
-        "output": "postprocessed"
-    }
+    assert base.embedder_args("openl3") == {"hop": DEFAULT_HOP}
+    assert base.embedder_args("vggish") == {"output": "postprocessed", "resampler": "kaiser_best_0.2"}
 
 
 def test_speech_measures_on_music_are_noted():

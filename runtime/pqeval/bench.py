@@ -15,6 +15,9 @@ import numpy as np
 from .errors import UsageError
 from .registry import DEFAULT_HOP, OPENL3, gflop_per_unit
 
+MAX_SECONDS = 3600.0  # s of synthetic signal (an hour at 16 kHz is 0.46 GB of float64)
+MAX_REPS = 1000
+
 
 def synthetic_signal(seconds: float, sr: int = 16000) -> np.ndarray:
     """A deterministic vibrato tone plus noise, (seconds * sr,) float64."""
@@ -41,8 +44,8 @@ def run_bench(
     from .scoring import ScoreOptions, Scorer
     from .session import open_model
 
-    if seconds <= 0 or reps < 1 or hop <= 0:
-        raise UsageError("--seconds and --hop must be positive and --reps >= 1")
+    if not 0 < seconds <= MAX_SECONDS or not 1 <= reps <= MAX_REPS:  # also refuses NaN
+        raise UsageError(f"--seconds must be in (0, {MAX_SECONDS:g}] and --reps in 1..{MAX_REPS}")
     if audio is not None:
         from .audio import open_audio
 

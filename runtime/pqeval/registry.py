@@ -107,6 +107,11 @@ MODELS: dict[str, ModelSpec] = {
     m.key: m for m in [ModelSpec("vggish", "vggish", "pqeval export vggish", 1.728), *_openl3_specs()]
 }
 
+#: Resampler generations (pqeval.resample.FILTERS) VGGish can reproduce: torchvggish beside resampy
+#: 0.2.x (the environment openl3 0.4.2 pins, the study's; default) or beside resampy >= 0.3 (a plain
+#: ``pip install torchvggish`` today). OpenL3 always uses 0.2.x, as openl3 0.4.2 requires.
+VGGISH_RESAMPLERS: tuple[str, ...] = ("kaiser_best_0.2", "kaiser_best_0.3")
+
 #: VGGish outputs a score can use: torchvggish's 8-bit PCA output (what the study used), the
 #: 128-d embedding after the final ReLU that torchvggish adds, and before it (Google's TF VGGish).
 VGGISH_OUTPUTS: tuple[str, ...] = ("postprocessed", "embedding", "embedding_raw")

@@ -19,7 +19,7 @@ import numpy as np
 from .audio import Audio, LazySamples, head
 from .content import content_of
 from .embedding import Embedding
-from .errors import AudioError, PqevalError, UsageError
+from .errors import AudioError, UsageError
 from .metrics import MetricResult, failed, pesq_score, stoi_score
 from .registry import (
     ALL_METRICS,
@@ -31,12 +31,17 @@ from .registry import (
     SPEECH_METRICS,
     VGGISH,
     VGGISH_OUTPUTS,
+    VGGISH_RESAMPLERS,
+    base_spec,
     check_names,
 )
 from .resample import resampled
+from .session import check_threads
 from .similarity import embedding_similarity
 
 LENGTH_POLICIES = ("trim", "error")
+MIN_HOP = 1.0 / OPENL3.sample_rate  # s: one sample at the model's rate
+MAX_HOP = 3600.0  # s: beyond an hour every clip is one window anyway
 
 
 def _family(name: str, arg: str | None = None) -> dict[str, Any]:
@@ -55,36 +60,38 @@ class ScoreOptions:
     metrics: from :data:`pqeval.registry.ALL_METRICS`; length: "trim" (compare the common part,
     reported) or "error" when the two files differ in length; ``<family>_model``: the model key
     scored for that embedding family; the other ``<family>_<arg>`` fields are the embedder's
-    keyword arguments (VGGish ``output``, OpenL3 ``hop`` in seconds). ``threads`` and
-    ``require_models`` do not change numbers: :meth:`key` leaves them out.
-    ``require_models``: embedding families whose missing model is an error (ModelError) rather
-    than a NaN with a reason (the CLI sets it for models the user named).
+    keyword arguments (VGGish ``output`` and ``resampler``, OpenL3 ``hop`` in seconds). ``threads`` does not
+    change numbers: :meth:`key` leaves it out.
     """
 
     metrics: tuple[str, ...] = DEFAULT_METRICS
     length: str = "trim"
     vggish_model: str = field(default=VGGISH.default_key, metadata=_family("vggish"))
     vggish_output: str = field(default="postprocessed", metadata=_family("vggish", "output"))
+    vggish_resampler: str = field(default=VGGISH_RESAMPLERS[0], metadata=_family("vggish", "resampler"))
     openl3_model: str = field(default=OPENL3.default_key, metadata=_family("openl3"))
     openl3_hop: float = field(default=DEFAULT_HOP, metadata=_family("openl3", "hop"))
     threads: int | None = field(default=None, metadata=_RUN_ONLY)
-    require_models: tuple[str, ...] = field(default=(), metadata=_RUN_ONLY)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", tuple(self.metrics))
-        object.__setattr__(self, "require_models", tuple(self.require_models))
         check_names(self.metrics, ALL_METRICS, "metric")
-        check_names(self.require_models, EMBEDDING_METRICS, "model")
         if not self.metrics:
             raise UsageError("no metric chosen")
         if self.length not in LENGTH_POLICIES:
             raise UsageError(f"length policy must be one of {', '.join(LENGTH_POLICIES)}, got {self.length!r}")
         if self.vggish_output not in VGGISH_OUTPUTS:
             raise UsageError(f"VGGish output must be one of {', '.join(VGGISH_OUTPUTS)}, got {self.vggish_output!r}")
-        if not self.openl3_hop > 0:
-            raise UsageError(f"the OpenL3 hop must be a positive number of seconds, got {self.openl3_hop}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be at least 1, got {self.threads}")
+        if self.vggish_resampler not in VGGISH_RESAMPLERS:
+            raise UsageError(f"resampler must be one of {', '.join(VGGISH_RESAMPLERS)}, got {self.vggish_resampler!r}")
+        if not MIN_HOP <= self.openl3_hop <= MAX_HOP:  # also refuses NaN
+            raise UsageError(f"the OpenL3 hop must be {MIN_HOP:.3g}..{MAX_HOP:g} s, got {self.openl3_hop}")
+        if self.threads is not None:
+            check_threads(self.threads, "threads")
+        for name in EMBEDDING_METRICS:
+            spec = base_spec(self.model_key(name))
+            if spec is not None and spec.family != name:
+                raise UsageError(f"{self.model_key(name)} is a model of the {spec.family} family, not {name}")
 
     def key(self) -> str:
         """Every field that changes the numbers as one string: the resume key of batch rows."""
@@ -122,6 +129,7 @@ class PairScore:
     seconds: float
     metrics: dict[str, MetricResult]
     notes: list[str] = field(default_factory=list)
+    settings: str = ""  # ScoreOptions.key(): everything that decided the numbers
 
     @property
     def failed(self) -> list[str]:
@@ -134,6 +142,7 @@ class PairScore:
             "sample_rate": self.sr,
             "seconds": round(self.seconds, 6),
             "notes": self.notes,
+            "settings": self.settings,
             "metrics": {
                 k: {"value": None if not m.ok else m.value, "reason": m.reason, **m.details}
                 for k, m in self.metrics.items()
@@ -196,10 +205,11 @@ class Scorer:
         return self._embedders[name]
 
     def check_models(self) -> None:
-        """Raise ModelError now for a required model (``options.require_models``) that is missing."""
-        for name in self.options.require_models:
-            if name in self.options.metrics:
-                self.embedder(name)
+        """Raise ModelError now if a model the options ask for is missing or unusable: no number
+        could ever come from it, so it is an error (exit 2), not a NaN."""
+        for name in self.options.metrics:
+            if name in EMBEDDING_METRICS:
+                self.embedder(name).model.check(name)
 
     def _embed(self, name: str, x: np.ndarray | LazySamples, sr: int, ident: str | None) -> Embedding:
         emb = self.embedder(name)
@@ -234,15 +244,13 @@ class Scorer:
         speech = [m for m in self.options.metrics if m in SPEECH_METRICS and results[m].ok]
         if speech and content_of(Path(clean.path).stem) == "music":
             notes.append(f"{', '.join(speech)}: speech measures, computed here on content named as music")
-        return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes)
+        return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes, self.options.key())
 
     def _similarity(self, m: str, ref, deg, sr: int, clean_id: str | None) -> tuple[MetricResult, list[str]]:
         try:
             a = self._embed(m, ref, sr, clean_id)
             b = self._embed(m, deg, sr, None)
-        except PqevalError as e:
-            if m in self.options.require_models and not isinstance(e, AudioError):
-                raise
+        except AudioError as e:  # this clip cannot be embedded (e.g. too short): NaN with the reason
             return failed(m, str(e)), []
         return embedding_similarity(a, b), list(dict.fromkeys(a.notes + b.notes))
 

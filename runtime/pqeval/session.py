@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import integrity
-from .errors import ModelError
+from .errors import ModelError, UsageError
 from .provenance import Provenance
 from .registry import export_hint
 
@@ -50,9 +50,29 @@ def find_model(key: str) -> Path:
     )
 
 
+#: Most ONNX Runtime threads per session, as a multiple of the cores: ORT's workers busy-wait,
+#: so far more threads than cores only fight each other (1000 on 2 cores did not finish in 120 s).
+MAX_THREADS_PER_CORE = 4
+
+
+def check_threads(n: int, what: str) -> int:
+    """``n`` if it is a sensible thread count (1 .. MAX_THREADS_PER_CORE x cores), else UsageError."""
+    most = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    if not 1 <= n <= most:
+        raise UsageError(f"{what} must be 1..{most} ({MAX_THREADS_PER_CORE} per core), got {n}")
+    return n
+
+
 def default_threads() -> int:
     """ONNX Runtime intra-op threads unless told: ``$PQEVAL_THREADS``, else every core."""
-    return int(os.environ.get("PQEVAL_THREADS", 0)) or (os.cpu_count() or 1)
+    env = os.environ.get("PQEVAL_THREADS", "").strip()
+    if not env:
+        return os.cpu_count() or 1
+    try:
+        n = int(env)
+    except ValueError:
+        raise UsageError(f"PQEVAL_THREADS must be a whole number of threads, got {env!r}") from None
+    return check_threads(n, "PQEVAL_THREADS")
 
 
 class OnnxModel:
@@ -71,11 +91,14 @@ class OnnxModel:
         """Contents of ``<key>.onnx.json`` (metadata and sha256), or ModelError if absent/unreadable."""
         side = self.path.with_name(self.path.name + ".json")
         try:
-            return json.loads(side.read_text())
+            data = json.loads(side.read_text())
         except FileNotFoundError:
             raise ModelError(f"{self.path}: its provenance file {side.name} is missing; re-export the model") from None
         except (OSError, ValueError) as e:
             raise ModelError(f"{side}: unreadable provenance file ({e})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("metadata", {}), dict):
+            raise ModelError(f"{side}: not a provenance file (expected a JSON object with 'metadata'); re-export")
+        return data
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -133,14 +156,23 @@ class OnnxModel:
                     raise ModelError(
                         f"{self.path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})"
                     ) from None
-                embedded = sess.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
-                if embedded != self.weights:
-                    raise ModelError(
-                        f"{self.path}: weight provenance in the file ({embedded}) "
-                        f"differs from its sidecar ({self.weights})"
-                    )
+                self._check_embedded(sess.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY))
                 self._session = sess
             return self._session
+
+    def _check_embedded(self, embedded: str | None) -> None:
+        if embedded != self.weights:
+            raise ModelError(
+                f"{self.path}: weight provenance in the file ({embedded}) differs from its sidecar ({self.weights})"
+            )
+
+    def check(self, family: str | None = None) -> None:
+        """Verify and load the model now (ModelError if unusable); with ``family``, also that the
+        file is a model of that family (``pqeval.model_id``), so a VGGish option cannot run OpenL3."""
+        model_id = self.metadata.get("pqeval.model_id")
+        if family is not None and model_id != family:
+            raise ModelError(f"{self.path}: a {model_id or 'unlabelled'} model, not a {family} model")
+        self.session  # noqa: B018 - integrity, provenance and loading
 
     def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
         """One ORT run: named float32 inputs -> the requested outputs (all when None)."""
@@ -152,6 +184,7 @@ class OnnxModel:
         try:
             meta, status = self.metadata, "ok"
             ext_size = (self.sidecar.get("external_data") or {}).get("size", 0)
+            self._check_embedded(embedded_metadata(self.path).get(WEIGHTS_KEY))
         except ModelError as e:
             meta, status, ext_size = {}, str(e), 0
         prov = Provenance.parse(meta.get(WEIGHTS_KEY, "unknown"))
@@ -170,6 +203,60 @@ class OnnxModel:
             "verify": verify,
             "status": status,
         }
+
+
+def _varint(buf, i: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
+_METADATA_FIELD = 14  # onnx.proto ModelProto.metadata_props (StringStringEntryProto: key = 1, value = 2)
+
+
+def embedded_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata written inside an ONNX file, read from its protobuf fields without loading the
+    graph (ONNX Runtime and onnx are not needed; a 300 MB model is not read). ModelError if the
+    file is not a well-formed protobuf message."""
+    import mmap
+
+    def fields(buf, i: int, end: int):
+        while i < end:
+            key, i = _varint(buf, i)
+            kind = key & 7
+            if kind == 0:
+                _, i = _varint(buf, i)
+            elif kind == 1:
+                i += 8
+            elif kind == 5:
+                i += 4
+            elif kind == 2:
+                n, i = _varint(buf, i)
+                yield key >> 3, i, i + n
+                i += n
+                continue
+            else:
+                raise ValueError(f"wire type {kind}")
+            if i > end:
+                raise ValueError("truncated")
+
+    out: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            for number, a, b in fields(buf, 0, len(buf)):
+                if b > len(buf):
+                    raise ValueError("truncated")
+                if number == _METADATA_FIELD:
+                    entry = {k: bytes(buf[x:y]).decode("utf-8") for k, x, y in fields(buf, a, b)}
+                    out[entry.get(1, "")] = entry.get(2, "")
+    except (OSError, ValueError, IndexError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: not a readable ONNX file ({e})") from None
+    return out
 
 
 _OPEN: dict[tuple[str, int], OnnxModel] = {}

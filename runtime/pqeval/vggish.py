@@ -118,17 +118,20 @@ class VGGishEmbedder:
     "embedding" (torchvggish before PCA) or "embedding_raw" (before the final ReLU, as TF VGGish).
 
     batch_size: examples per ORT call; 16 keeps memory flat on long clips (docs/measurements.md).
+    resampler: the resampy filter generation torchvggish runs beside (registry.VGGISH_RESAMPLERS).
     """
 
     name = VGGISH.name
 
-    def __init__(self, model: OnnxModel, output: str = "postprocessed", batch_size: int = 16) -> None:
+    def __init__(
+        self, model: OnnxModel, output: str = "postprocessed", batch_size: int = 16, resampler: str = DEFAULT_FILTER
+    ) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.model = model
         self.output = output
         self.batch_size = batch_size
-        self.frontend = VGGishFrontend()
+        self.frontend = VGGishFrontend(resampler)
 
     def run_examples(self, examples: np.ndarray) -> np.ndarray:
         """[N, 96, 64] -> [N, 128] float32 (the selected output)."""

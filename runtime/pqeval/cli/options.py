@@ -14,6 +14,7 @@ from ..registry import (
     EMBEDDING_METRICS,
     OPENL3_NATIVE_HOP,
     VGGISH,
+    VGGISH_RESAMPLERS,
     check_names,
     parse_list,
 )
@@ -60,6 +61,15 @@ VGGishModel = Annotated[
         f"({', '.join(f'vggish-{k}' for k in VGGISH.compact_kinds)}; `pqeval export vggish --compact`).",
     ),
 ]
+Resampler = Annotated[
+    str,
+    typer.Option(
+        "--resampler",
+        help=f"VGGish's resampler: {VGGISH_RESAMPLERS[0]} (torchvggish beside resampy 0.2.x, what openl3 0.4.2 "
+        f"pins and the study ran; default) or {VGGISH_RESAMPLERS[1]} (beside resampy >= 0.3, a plain "
+        "`pip install torchvggish`).",
+    ),
+]
 Length = Annotated[
     str, typer.Option("--length", help="When lengths differ: trim both to the shorter (reported) or error.")
 ]
@@ -89,10 +99,15 @@ def score_options(
     vggish_model: str,
     length: str = "trim",
     threads: int | None = None,
+    resampler: str = VGGISH_RESAMPLERS[0],
 ):
     """ScoreOptions from the shared options: --model replaces the embedding models of --metrics
-    (or of the default set) and makes them required."""
+    (or of the default set)."""
     from ..scoring import ScoreOptions
+    from ..session import default_threads
+
+    if threads is None:
+        default_threads()  # a bad $PQEVAL_THREADS is a usage error before any work
 
     chosen = parse_list(metrics) if metrics else DEFAULT_METRICS
     required: tuple[str, ...] = ()
@@ -104,10 +119,10 @@ def score_options(
         length=length,
         vggish_output=vggish_output,
         vggish_model=vggish_model,
+        vggish_resampler=resampler,
         openl3_model=openl3_model,
         openl3_hop=hop,
         threads=threads,
-        require_models=required,
     )
 
 

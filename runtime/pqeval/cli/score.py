@@ -15,6 +15,7 @@ from ..registry import (
     EMBEDDING_METRICS,
     OPENL3,
     VGGISH,
+    VGGISH_RESAMPLERS,
     check_names,
     parse_list,
 )
@@ -27,6 +28,7 @@ from .options import (
     Model,
     OpenL3Model,
     Quiet,
+    Resampler,
     Threads,
     VGGishModel,
     VGGishOutput,
@@ -52,6 +54,7 @@ def score(
     openl3_model: OpenL3Model = OPENL3.default_key,
     vggish_output: VGGishOutput = "postprocessed",
     vggish_model: VGGishModel = VGGISH.default_key,
+    resampler: Resampler = VGGISH_RESAMPLERS[0],
     length: Length = "trim",
     threads: Threads = None,
     as_json: Annotated[
@@ -62,7 +65,7 @@ def score(
     from ..audio import open_audio
     from ..scoring import Scorer
 
-    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads)
+    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads, resampler)
     result = Scorer(opts).score(open_audio(clean), open_audio(degraded))  # read window batch by batch
     render.pair_json(result) if as_json else render.pair_table(result)
     render.pair_notes(result, quiet)
@@ -92,6 +95,7 @@ def batch(
     openl3_model: OpenL3Model = OPENL3.default_key,
     vggish_output: VGGishOutput = "postprocessed",
     vggish_model: VGGishModel = VGGISH.default_key,
+    resampler: Resampler = VGGISH_RESAMPLERS[0],
     length: Length = "trim",
     threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print the rows as JSON on stdout.")] = False,
@@ -102,7 +106,7 @@ def batch(
     from ..batch import pairs_from_csv, pairs_from_dirs, run_batch
     from ..results import rows_json
 
-    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads)
+    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads, resampler)
     if len(sources) == 1:
         pairs = pairs_from_csv(sources[0])
     elif len(sources) == 2:

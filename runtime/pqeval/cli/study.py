@@ -14,6 +14,7 @@ from ..registry import (
     OPENL3,
     OPENL3_NATIVE_HOP,
     VGGISH,
+    VGGISH_RESAMPLERS,
     check_names,
     parse_list,
 )
@@ -27,6 +28,7 @@ from .options import (
     Model,
     OpenL3Model,
     Quiet,
+    Resampler,
     Seed,
     Threads,
     VGGishModel,
@@ -113,6 +115,7 @@ def study(
     openl3_model: OpenL3Model = OPENL3.default_key,
     vggish_output: VGGishOutput = "postprocessed",
     vggish_model: VGGishModel = VGGISH.default_key,
+    resampler: Resampler = VGGISH_RESAMPLERS[0],
     threads: Threads = None,
     no_figures: Annotated[
         bool, typer.Option("--no-figures", help="Write tables and the report without figures.")
@@ -121,12 +124,14 @@ def study(
 ) -> None:
     from ..study import run_study
 
-    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, "trim", threads)
+    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, "trim", threads, resampler)
     kinds, levels = kinds_levels(kind, level)
     try:
         rate = None if sr == "native" else int(sr)
     except ValueError:
-        raise UsageError(f"--sr must be a rate in Hz or 'native', got {sr!r}") from None
+        rate = 0
+    if rate is not None and not 1000 <= rate <= 384000:
+        raise UsageError(f"--sr must be a rate in Hz (1000..384000) or 'native', got {sr!r}")
     with render.Progress("scoring", quiet) as prog:
         res = run_study(original_dir, out, kinds, levels, seed, opts, rate, figures=not no_figures, progress=prog)
     for reason in res.skipped_inputs.values():

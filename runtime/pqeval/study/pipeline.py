@@ -84,6 +84,14 @@ def run_study(
     inputs = audio_files(src)
     if not inputs:
         raise UsageError(f"{src}: no audio files (.wav, .flac, .ogg, .mp3 …)")
+    if sr is not None and sr <= 0:
+        raise UsageError(f"the analysis sample rate must be positive (or None for each file's own), got {sr}")
+    by_stem: dict[str, list[str]] = {}
+    for p in inputs:
+        by_stem.setdefault(p.stem, []).append(p.name)
+    clashes = ["/".join(names) for names in by_stem.values() if len(names) > 1]
+    if clashes:  # outputs are named by stem: the second would overwrite the first's
+        raise UsageError(f"{src}: files share a name apart from the extension ({'; '.join(clashes)}); rename them")
     kind_list, skipped_kinds = dg.expand_kinds(kinds)
     level_list = dg.expand_levels(levels)
     manifest_path = out / "study.json"
