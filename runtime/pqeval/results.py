@@ -4,8 +4,10 @@ back by the report (:mod:`pqeval.study.report`) and by a resumed batch.
 Columns, in order: extra columns given by the caller (the study's ``file``, ``content``,
 ``degradation``, ``level``), ``clean``, ``degraded``, then per metric ``m`` its value (empty
 when NaN) and ``m_reason``; embedding metrics add ``m_min`` and ``m_weights`` (provenance, so a
-seeded model's numbers can never pass for OpenL3/VGGish); then ``notes``, ``error`` (why a whole
-pair failed), ``clean_sha256``, ``degraded_sha256`` and ``settings`` (``ScoreOptions.key()``).
+seeded model's numbers can never pass for OpenL3/VGGish); then ``delay_s`` (the delay of the
+degraded behind the clean in seconds, when reliably found), ``delay_confidence`` (the normalised
+cross-correlation behind it, 0..1), ``notes``, ``error`` (why a whole pair failed),
+``clean_sha256``, ``degraded_sha256`` and ``settings`` (``ScoreOptions.key()``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ if TYPE_CHECKING:
 
 PAIR_COLUMNS: tuple[str, ...] = ("clean", "degraded")
 STUDY_COLUMNS: tuple[str, ...] = ("file", "content", "degradation", "level")
-TAIL_COLUMNS: tuple[str, ...] = ("notes", "error", "clean_sha256", "degraded_sha256", "settings")
+TAIL_COLUMNS: tuple[str, ...] = (
+    "delay_s",
+    "delay_confidence",
+    "notes",
+    "error",
+    "clean_sha256",
+    "degraded_sha256",
+    "settings",
+)
 #: Per-metric columns beside the value: suffix -> the metrics that have it.
 METRIC_SUFFIXES: dict[str, tuple[str, ...]] = {"_reason": (), "_min": EMBEDDING_METRICS, "_weights": EMBEDDING_METRICS}
 
@@ -63,6 +73,9 @@ def pair_row(pair: Pair, result: PairScore | None, metrics: Iterable[str], error
         if m in EMBEDDING_METRICS:
             row[f"{m}_min"] = _num(r.details.get("min")) if r else ""
             row[f"{m}_weights"] = r.details.get("weights", "") if r else ""
+    delay = result.delay if result else None
+    row["delay_s"] = repr(delay.seconds) if delay and delay.reliable else ""
+    row["delay_confidence"] = repr(round(delay.confidence, 6)) if delay else ""
     row["notes"] = "; ".join(result.notes) if result else ""
     row["error"] = error
     return row

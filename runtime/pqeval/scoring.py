@@ -18,6 +18,7 @@ import numpy as np
 
 from .audio import Audio, LazySamples, head
 from .content import content_of
+from .delay import DelayEstimate, compensate, delay_note, estimate_delay
 from .embedding import Embedding
 from .errors import AudioError, UsageError
 from .metrics import MetricResult, failed, pesq_score, stoi_score
@@ -40,6 +41,7 @@ from .session import check_threads
 from .similarity import embedding_similarity
 
 LENGTH_POLICIES = ("trim", "error")
+ALIGN_MODES = ("report", "delay")
 MIN_HOP = 1.0 / OPENL3.sample_rate  # s: one sample at the model's rate
 MAX_HOP = 3600.0  # s: beyond an hour every clip is one window anyway
 
@@ -58,14 +60,17 @@ class ScoreOptions:
     """Everything that decides the numbers of a score, frozen; build it from keywords.
 
     metrics: from :data:`pqeval.registry.ALL_METRICS`; length: "trim" (compare the common part,
-    reported) or "error" when the two files differ in length; ``<family>_model``: the model key
-    scored for that embedding family; the other ``<family>_<arg>`` fields are the embedder's
-    keyword arguments (VGGish ``output`` and ``resampler``, OpenL3 ``hop`` in seconds). ``threads`` does not
+    reported) or "error" when the two files differ in length; align: "report" (a delay between
+    the files is reported in the notes) or "delay" (a reliable delay is compensated first);
+    ``<family>_model``: the model key scored for that embedding family; the other
+    ``<family>_<arg>`` fields are the embedder's keyword arguments (VGGish ``output`` and
+    ``resampler``, OpenL3 ``hop`` in seconds). ``threads`` does not
     change numbers: :meth:`key` leaves it out.
     """
 
     metrics: tuple[str, ...] = DEFAULT_METRICS
     length: str = "trim"
+    align: str = "report"
     vggish_model: str = field(default=VGGISH.default_key, metadata=_family("vggish"))
     vggish_output: str = field(default="postprocessed", metadata=_family("vggish", "output"))
     vggish_resampler: str = field(default=VGGISH_RESAMPLERS[0], metadata=_family("vggish", "resampler"))
@@ -78,6 +83,8 @@ class ScoreOptions:
         check_names(self.metrics, ALL_METRICS, "metric")
         if not self.metrics:
             raise UsageError("no metric chosen")
+        if self.align not in ALIGN_MODES:
+            raise UsageError(f"align must be one of {', '.join(ALIGN_MODES)}, got {self.align!r}")
         if self.length not in LENGTH_POLICIES:
             raise UsageError(f"length policy must be one of {', '.join(LENGTH_POLICIES)}, got {self.length!r}")
         if self.vggish_output not in VGGISH_OUTPUTS:
@@ -130,6 +137,7 @@ class PairScore:
     metrics: dict[str, MetricResult]
     notes: list[str] = field(default_factory=list)
     settings: str = ""  # ScoreOptions.key(): everything that decided the numbers
+    delay: DelayEstimate | None = None  # found between the pair (compensated only with align="delay")
 
     @property
     def failed(self) -> list[str]:
@@ -143,6 +151,7 @@ class PairScore:
             "seconds": round(self.seconds, 6),
             "notes": self.notes,
             "settings": self.settings,
+            "delay": self.delay.as_dict() if self.delay else None,
             "metrics": {
                 k: {"value": None if not m.ok else m.value, "reason": m.reason, **m.details}
                 for k, m in self.metrics.items()
@@ -150,15 +159,29 @@ class PairScore:
         }
 
 
-def align(
-    clean: Audio, degraded: Audio, policy: str = "trim"
-) -> tuple[np.ndarray | LazySamples, np.ndarray | LazySamples, int, list[str]]:
-    """Bring both signals to the clean rate and one length; return (clean, degraded, sr, notes).
+@dataclass(frozen=True)
+class Aligned:
+    """A pair brought to one rate and length: ``clean``/``degraded`` signals (arrays or lazy),
+    ``sr`` in Hz, the ``delay`` found between them, and what was done (``notes``)."""
 
-    Signals read on demand (:func:`pqeval.audio.open_audio`) stay lazy: resampling and trimming
-    happen as ranges are read.
+    clean: np.ndarray | LazySamples
+    degraded: np.ndarray | LazySamples
+    sr: int
+    delay: DelayEstimate
+    notes: list[str]
+
+
+def align(clean: Audio, degraded: Audio, policy: str = "trim", mode: str = "report") -> Aligned:
+    """Bring both signals to the clean rate, estimate the delay between them, and bring them to
+    one length.
+
+    policy: "trim" (to the shorter, reported) or "error" when lengths differ; mode: "report"
+    (the delay goes into the notes only) or "delay" (a reliable delay is compensated first, and
+    the length policy applies to what remains). Signals read on demand
+    (:func:`pqeval.audio.open_audio`) stay lazy: resampling, shifting and trimming happen as
+    ranges are read, and the delay search reads bounded excerpts.
     """
-    notes = []
+    notes = [n for a in (clean, degraded) for n in (f"{a.path}: {x}" for x in getattr(a, "notes", ()))]
     sr = clean.sr
     deg = degraded.samples
     if degraded.sr != sr:
@@ -168,6 +191,18 @@ def align(
             raise AudioError(f"{degraded.path}: {e}") from None
         notes.append(f"degraded resampled from {degraded.sr} Hz to the clean rate {sr} Hz")
     ref = clean.samples
+    est = estimate_delay(ref, deg, sr)
+    if mode == "delay" and est.reliable and est.samples:
+        try:
+            ref, deg = compensate(ref, deg, est.samples)
+        except AudioError as e:
+            raise AudioError(f"{degraded.path}: {e}") from None
+        who = "lagged" if est.samples > 0 else "led"
+        notes.append(
+            f"delay: the degraded {who} the clean by {abs(est.seconds) * 1000:.1f} ms; compensated (--align delay)"
+        )
+    elif (note := delay_note(est, sr)) is not None:
+        notes.append(note)
     if len(ref) != len(deg):
         msg = f"lengths differ: clean {len(ref) / sr:.3f} s, degraded {len(deg) / sr:.3f} s"
         if policy == "error":
@@ -178,7 +213,7 @@ def align(
     for a in (clean, degraded):
         if a.channels > 1:
             notes.append(f"{a.path}: {a.channels} channels mixed to mono")
-    return ref, deg, sr, notes
+    return Aligned(ref, deg, sr, est, notes)
 
 
 class Scorer:
@@ -228,7 +263,8 @@ class Scorer:
         are read once, up front, and every metric uses those arrays.
         """
         self.check_models()
-        ref, deg, sr, notes = align(clean, degraded, self.options.length)
+        al = align(clean, degraded, self.options.length, self.options.align)
+        ref, deg, sr, notes = al.clean, al.degraded, al.sr, al.notes
         whole: tuple[np.ndarray, np.ndarray] | None = None
         if any(m not in EMBEDDING_METRICS for m in self.options.metrics):
             whole = np.asarray(ref), np.asarray(deg)
@@ -244,7 +280,7 @@ class Scorer:
         speech = [m for m in self.options.metrics if m in SPEECH_METRICS and results[m].ok]
         if speech and content_of(Path(clean.path).stem) == "music":
             notes.append(f"{', '.join(speech)}: speech measures, computed here on content named as music")
-        return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes, self.options.key())
+        return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes, self.options.key(), al.delay)
 
     def _similarity(self, m: str, ref, deg, sr: int, clean_id: str | None) -> tuple[MetricResult, list[str]]:
         try:

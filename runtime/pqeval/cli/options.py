@@ -70,6 +70,14 @@ Resampler = Annotated[
         "`pip install torchvggish`).",
     ),
 ]
+Align = Annotated[
+    str,
+    typer.Option(
+        "--align",
+        help="report (default): a constant delay between the files is measured and reported in the notes and "
+        "JSON; delay: a reliable delay (up to ±1 s) is compensated before scoring.",
+    ),
+]
 Length = Annotated[
     str, typer.Option("--length", help="When lengths differ: trim both to the shorter (reported) or error.")
 ]
@@ -93,6 +101,7 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed for noise and reverberat
 def score_options(
     model: str | None,
     metrics: str | None,
+    *,
     hop: float,
     openl3_model: str,
     vggish_output: str,
@@ -100,6 +109,7 @@ def score_options(
     length: str = "trim",
     threads: int | None = None,
     resampler: str = VGGISH_RESAMPLERS[0],
+    align: str = "report",
 ):
     """ScoreOptions from the shared options: --model replaces the embedding models of --metrics
     (or of the default set)."""
@@ -117,6 +127,7 @@ def score_options(
     return ScoreOptions(
         metrics=chosen,
         length=length,
+        align=align,
         vggish_output=vggish_output,
         vggish_model=vggish_model,
         vggish_resampler=resampler,

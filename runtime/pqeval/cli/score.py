@@ -21,6 +21,7 @@ from ..registry import (
 )
 from .app import EXIT_OK, EXIT_PARTIAL, app, examples
 from .options import (
+    Align,
     Hop,
     Json,
     Length,
@@ -55,6 +56,7 @@ def score(
     vggish_output: VGGishOutput = "postprocessed",
     vggish_model: VGGishModel = VGGISH.default_key,
     resampler: Resampler = VGGISH_RESAMPLERS[0],
+    align: Align = "report",
     length: Length = "trim",
     threads: Threads = None,
     as_json: Annotated[
@@ -65,7 +67,18 @@ def score(
     from ..audio import open_audio
     from ..scoring import Scorer
 
-    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads, resampler)
+    opts = score_options(
+        model,
+        metrics,
+        hop=hop,
+        openl3_model=openl3_model,
+        vggish_output=vggish_output,
+        vggish_model=vggish_model,
+        length=length,
+        threads=threads,
+        resampler=resampler,
+        align=align,
+    )
     result = Scorer(opts).score(open_audio(clean), open_audio(degraded))  # read window batch by batch
     render.pair_json(result) if as_json else render.pair_table(result)
     render.pair_notes(result, quiet)
@@ -96,6 +109,7 @@ def batch(
     vggish_output: VGGishOutput = "postprocessed",
     vggish_model: VGGishModel = VGGISH.default_key,
     resampler: Resampler = VGGISH_RESAMPLERS[0],
+    align: Align = "report",
     length: Length = "trim",
     threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print the rows as JSON on stdout.")] = False,
@@ -106,7 +120,18 @@ def batch(
     from ..batch import pairs_from_csv, pairs_from_dirs, run_batch
     from ..results import rows_json
 
-    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, length, threads, resampler)
+    opts = score_options(
+        model,
+        metrics,
+        hop=hop,
+        openl3_model=openl3_model,
+        vggish_output=vggish_output,
+        vggish_model=vggish_model,
+        length=length,
+        threads=threads,
+        resampler=resampler,
+        align=align,
+    )
     if len(sources) == 1:
         pairs = pairs_from_csv(sources[0])
     elif len(sources) == 2:

@@ -20,6 +20,7 @@ from ..registry import (
 )
 from .app import EXIT_OK, EXIT_PARTIAL, app, examples
 from .options import (
+    Align,
     Hop,
     Json,
     Kind,
@@ -116,6 +117,7 @@ def study(
     vggish_output: VGGishOutput = "postprocessed",
     vggish_model: VGGishModel = VGGISH.default_key,
     resampler: Resampler = VGGISH_RESAMPLERS[0],
+    align: Align = "report",
     threads: Threads = None,
     no_figures: Annotated[
         bool, typer.Option("--no-figures", help="Write tables and the report without figures.")
@@ -124,7 +126,17 @@ def study(
 ) -> None:
     from ..study import run_study
 
-    opts = score_options(model, metrics, hop, openl3_model, vggish_output, vggish_model, "trim", threads, resampler)
+    opts = score_options(
+        model,
+        metrics,
+        hop=hop,
+        openl3_model=openl3_model,
+        vggish_output=vggish_output,
+        vggish_model=vggish_model,
+        threads=threads,
+        resampler=resampler,
+        align=align,
+    )
     kinds, levels = kinds_levels(kind, level)
     try:
         rate = None if sr == "native" else int(sr)
