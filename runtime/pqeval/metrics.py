@@ -5,7 +5,11 @@ Every known failure of those packages becomes a NaN with a reason:
   bare ValueError on an all-zero or NaN degraded signal; it prints usage text on a bad rate (we
   only ever call it at 8 or 16 kHz);
 - pystoi raises on mismatched lengths and *returns* 1e-5 (with a RuntimeWarning) when fewer than
-  30 non-silent frames remain: that 1e-5 is not a score and is reported as NaN;
+  30 non-silent frames remain: that 1e-5 is not a score and is reported as NaN. STOI/ESTOI are
+  computed by ``pqeval.stoi``, equal to pystoi (to 1e-10; identical inputs score exactly 1) in
+  memory that does not grow with length (pystoi's does: bench/results/stoi_memory.md);
+- near-silence (RMS below ``SILENCE_DBFS``, e.g. denormals or -120 dBFS noise) is treated like
+  all-zero input: a silent degraded signal for PESQ, a silent clean reference for STOI/ESTOI;
 - pesq's C code overflows a fixed table of utterances on long speech and kills the process with
   a segmentation fault on a few minutes of speech (docs/measurements.md). Pairs longer than
   ``PESQ_ISOLATE_SECONDS`` are therefore scored in a forked child process, and a crash there is
@@ -17,7 +21,6 @@ optional and, without it, the PESQ columns are NaN with that reason.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,8 +30,8 @@ from .resample import resample
 PESQ_MIN_SECONDS = 0.25
 PESQ_ISOLATE_SECONDS = 20.0  # P.862 is specified for 8-20 s; longer input runs in a child process
 PESQ_MAX_SECONDS = 300.0  # beyond this pesq crashes on speech after minutes of work: not attempted
-STOI_TOO_SHORT = 1e-5  # what pystoi returns instead of a score
-ESTOI_SEED = 0  # pystoi's ESTOI uses numpy's global RNG on all-zero stretches
+ESTOI_SEED = 0  # pystoi's ESTOI draws numpy's legacy RNG; pqeval.stoi draws the same stream from this seed
+SILENCE_DBFS = -100.0  # RMS (re full scale 1.0) below which a signal counts as silent
 
 
 @dataclass
@@ -47,6 +50,18 @@ class MetricResult:
 
 def failed(name: str, reason: str) -> MetricResult:
     return MetricResult(name, float("nan"), reason)
+
+
+def is_silent(x: np.ndarray) -> bool:
+    """RMS below ``SILENCE_DBFS`` (all zero, denormals, faint noise); no copy of ``x`` is made."""
+    if len(x) == 0:
+        return True
+    x = np.asarray(x, dtype=np.float64)
+    energy = float(np.dot(x, x))  # squares of denormals underflow to 0
+    return energy <= len(x) * 10.0 ** (SILENCE_DBFS / 10)
+
+
+SILENT = f"all zero, or RMS below {SILENCE_DBFS:g} dBFS"
 
 
 def pesq_score(ref: np.ndarray, deg: np.ndarray, sr: int, mode: str = "wb") -> MetricResult:
@@ -69,8 +84,8 @@ def pesq_score(ref: np.ndarray, deg: np.ndarray, sr: int, mode: str = "wb") -> M
             f"too long for PESQ: {len(ref) / sr:.0f} s > {PESQ_MAX_SECONDS:.0f} s "
             "(the pesq package crashes on long speech); score shorter segments",
         )
-    if not np.any(deg):  # pesq would raise a bare ValueError
-        return failed(name, "degraded signal is all zero")
+    if is_silent(deg):  # pesq raises a bare ValueError on all zero, and scores denormals/faint noise ~1.1
+        return failed(name, f"degraded signal is silent ({SILENT})")
     r, d = (resample(ref, sr, target), resample(deg, sr, target)) if sr != target else (ref, deg)
     try:
         if len(r) / target > PESQ_ISOLATE_SECONDS:
@@ -134,30 +149,35 @@ def _pesq_in_child(fs: int, ref: np.ndarray, deg: np.ndarray, mode: str) -> floa
 
 
 def stoi_score(ref: np.ndarray, deg: np.ndarray, sr: int, extended: bool = False) -> MetricResult:
-    """STOI (Taal et al. 2011) or ESTOI (Jensen & Taal 2016) of equal-length signals at ``sr`` Hz."""
+    """STOI (Taal et al. 2011) or ESTOI (Jensen & Taal 2016) of equal-length signals at ``sr`` Hz.
+
+    Identical inputs score exactly 1.
+    """
     name = "estoi" if extended else "stoi"
     try:
-        from pystoi import stoi as _stoi
+        import pystoi  # noqa: F401  (its filter and band matrix; pqeval.stoi computes the rest)
     except ImportError:
         return failed(name, "the 'pystoi' package is not installed")
+    from . import stoi as _stoi
+
     if len(ref) != len(deg):
         return failed(name, f"lengths differ ({len(ref)} vs {len(deg)} samples)")
-    if not np.any(ref):
-        return failed(name, "clean reference is all zero")
-    state = np.random.get_state()
+    if len(ref) < _stoi.min_samples(sr):
+        return failed(
+            name,
+            f"too short for {name.upper()}: {len(ref)} samples "
+            f"(it needs at least {_stoi.min_samples(sr)} at {sr} Hz, 30 frames ≈ 0.4 s)",
+        )
+    if is_silent(ref):
+        return failed(name, f"clean reference is silent ({SILENT})")
     try:
-        np.random.seed(ESTOI_SEED)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = float(_stoi(ref, deg, sr, extended=extended))
-    except Exception as e:  # pystoi raises bare Exceptions
-        return failed(name, f"{name.upper()} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    finally:
-        np.random.set_state(state)
-    if value == STOI_TOO_SHORT and any("Not enough STFT frames" in str(w.message) for w in caught):
+        value = _stoi.stoi(np.asarray(ref, np.float64), np.asarray(deg, np.float64), sr, extended, seed=ESTOI_SEED)
+    except _stoi.TooShort:
         return failed(
             name, f"too little non-silent audio for {name.upper()} (needs 30 frames ≈ 0.4 s after removing silence)"
         )
+    except Exception as e:  # never crash a run
+        return failed(name, f"{name.upper()} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     if not math.isfinite(value):
         return failed(name, f"{name.upper()} is not finite (silent or constant input)")
     return MetricResult(name, value)

@@ -9,7 +9,11 @@ from .metrics import MetricResult, failed
 
 
 def cosine_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of [N, D] arrays (float64). Two zero rows count as 1, one zero row as 0."""
+    """Row-wise cosine of [N, D] arrays (float64). Two zero rows count as 1, one zero row as 0.
+
+    Equal rows (element by element, nonzero and finite) score exactly 1: the rounding of
+    ``dot / (norm * norm)`` would otherwise leave them at 1 - 1e-16.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
@@ -17,6 +21,8 @@ def cosine_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = dot / (na * nb)
     cos = np.where((na == 0) & (nb == 0), 1.0, np.where((na == 0) | (nb == 0), 0.0, cos))
+    equal = (a == b).all(axis=1) & (na > 0) & np.isfinite(na)
+    cos = np.where(equal, 1.0, cos)
     return np.clip(cos, -1.0, 1.0)
 
 
