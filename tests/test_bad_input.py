@@ -6,6 +6,7 @@ it applies.
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -155,3 +156,164 @@ def test_unwritable_output(tmp_path, speech, use_models):
     blocker.write_text("")
     p = cli("batch", pairs, "--out", blocker / "res.csv", "--metrics", "stoi")
     assert p.exit_code == 2 and "cannot write here" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+# --- levels the scores do not show: over full scale, channels that cancel (Audio.notes) ----------
+
+
+def _all_readers(path):
+    from pqeval.audio import from_array, open_audio
+
+    x, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    return [load_audio(path), open_audio(path), from_array(x, sr, str(path))]
+
+
+def test_far_over_full_scale_is_noted(tmp_path, speech):
+    x, sr = speech
+    loud = _write(tmp_path / "loud.wav", x * (40 / np.abs(x).max()), sr)
+    for a in _all_readers(loud):
+        assert "peak 40.0 is over full scale (1.0); scores are computed as given" in a.notes, a.notes
+    for a in _all_readers(_write(tmp_path / "fine.wav", x, sr)):
+        assert a.notes == ()
+
+
+def test_phase_inverted_stereo_is_noted(tmp_path, speech):
+    x, sr = speech
+    inverted = _write(tmp_path / "inverted.wav", np.stack([x, -x], axis=1), sr)
+    for a in _all_readers(inverted):
+        assert a.notes == ("channels cancel when mixed to mono (phase-inverted?)",)
+    for a in _all_readers(_write(tmp_path / "wide.wav", np.stack([x, 0.3 * x[::-1]], axis=1), sr)):
+        assert a.notes == ()
+
+
+def test_input_notes_reach_the_score_notes(tmp_path, speech, use_models):
+    """Through the CLI: over-full-scale and cancelling channels are in the pair's notes (stderr, JSON)."""
+    x, sr = speech
+    loud = _write(tmp_path / "loud.wav", x * (40 / np.abs(x).max()), sr)
+    inverted = _write(tmp_path / "inverted.wav", np.stack([x, -x], axis=1), sr)
+    r = cli("score", loud, inverted, "--metrics", "stoi,pesq_wb", "--json")
+    notes = json.loads(r.stdout)["notes"]
+    assert any(n == f"{loud}: peak 40.0 is over full scale (1.0); scores are computed as given" for n in notes)
+    assert any(n == f"{inverted}: channels cancel when mixed to mono (phase-inverted?)" for n in notes)
+    assert "phase-inverted?" in cli("score", loud, inverted, "--metrics", "stoi").stderr
+
+
+# --- item 11: small CLI and input things ---------------------------------------------------------
+
+
+def _one_line(r, code=2):
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == code and len(lines) == 1, (r.exit_code, r.stderr)
+    return lines[0]
+
+
+def test_click_usage_errors_are_one_line(tmp_path, speech, monkeypatch):
+    """An unreadable file (as root: os.access says so), an unknown option, a missing argument: one
+    line ``pqeval: error: ...``, exit 2, not click's boxed usage block."""
+    c = _write(tmp_path / "c.wav", *speech)
+    locked = _write(tmp_path / "locked.wav", *speech)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: str(p) != str(locked) and real_access(p, mode, **kw))
+    line = _one_line(cli("score", c, locked))
+    assert line.startswith("pqeval: error: Invalid value for 'degraded'") and "is not readable" in line
+    line = _one_line(cli("score", c, "-x.wav"))
+    assert line.startswith("pqeval: error: No such option: -x") and "after '--'" in line
+    assert _one_line(cli("score", c)).startswith("pqeval: error: Missing argument 'degraded'")
+
+
+def test_unreadable_file_in_a_real_process(tmp_path, speech):
+    """chmod 000 in a real process; as root, without the capabilities that bypass permissions."""
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import ENV_PATH
+
+    c = _write(tmp_path / "c.wav", *speech)
+    locked = _write(tmp_path / "locked.wav", *speech)
+    locked.chmod(0)
+    cmd = [sys.executable, "-m", "pqeval", "score", str(c), str(locked), "--metrics", "stoi"]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: permissions cannot be made to apply")
+        cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *cmd]
+    env = {**os.environ, "PYTHONPATH": ENV_PATH}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    if "setpriv" in cmd[0] and "setpriv:" in p.stderr:
+        pytest.skip(f"setpriv cannot drop capabilities here: {p.stderr.strip()}")
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("pqeval: error: ") and "is not readable" in lines[0] and str(locked) in lines[0]
+
+
+def test_control_characters_in_names_are_escaped(tmp_path, speech):
+    c = _write(tmp_path / "c.wav", *speech)
+    weird = tmp_path / "new\nline\x1b[31m.wav"
+    line = _one_line(cli("score", c, weird))
+    assert line == f"pqeval: error: {tmp_path}/new\\nline\\x1b[31m.wav: no such file"
+    weird.write_text("not audio")
+    assert "new\\nline\\x1b[31m.wav: not a readable audio file" in _one_line(cli("score", c, weird))
+
+
+def test_double_dash_ends_options(tmp_path, speech, monkeypatch):
+    _write(tmp_path / "-weird.wav", *speech)
+    _write(tmp_path / "c.wav", *speech)
+    monkeypatch.chdir(tmp_path)
+    r = cli("score", "--metrics", "stoi", "--json", "--", "-weird.wav", "c.wav")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["clean"] == "-weird.wav"
+    assert "pqeval score -- -weird.wav clean.wav" in cli("--help").stdout
+
+
+def test_symlink_loop(tmp_path, speech):
+    c = _write(tmp_path / "c.wav", *speech)
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    assert _one_line(cli("score", c, tmp_path / "a.wav")).endswith(
+        "a.wav: symlink loop (too many levels of symbolic links)"
+    )
+    with pytest.raises(AudioError, match="symlink loop"):
+        load_audio(tmp_path / "a.wav")
+
+
+def test_ctrl_c_is_one_line_130(tmp_path, speech, monkeypatch):
+    """Ctrl-C inside a command and while the arguments are parsed: ``pqeval: interrupted``, 130
+    (typer turned the second into a silent 130). A real SIGINT: test_streams."""
+    from typer.core import TyperGroup
+
+    import pqeval.audio
+
+    c = _write(tmp_path / "c.wav", *speech)
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pqeval.audio, "open_audio", interrupt)
+    assert _one_line(cli("score", c, c), 130) == "pqeval: interrupted"
+    monkeypatch.undo()
+    monkeypatch.setattr(TyperGroup, "make_context", interrupt)
+    assert _one_line(cli("score", c, c), 130) == "pqeval: interrupted"
+
+
+def test_wav_without_data_size_reads_what_is_present(tmp_path, speech, use_models):
+    """A crashed (or streaming) recorder leaves the data-chunk size 0: read the samples present."""
+    import struct
+
+    from pqeval.audio import open_audio
+
+    x, sr = speech
+    good = _write(tmp_path / "good.wav", x, sr, "PCM_16")
+    data = bytearray(good.read_bytes())
+    at = data.index(b"data") + 4
+    data[at : at + 4] = struct.pack("<I", 0)
+    data[4:8] = struct.pack("<I", 0)
+    crashed = tmp_path / "crashed.wav"
+    crashed.write_bytes(bytes(data))
+    note = f"WAV header declares no data size; read {len(x)} samples present"
+    want = load_audio(good)
+    for a in (load_audio(crashed), open_audio(crashed)):
+        assert note in a.notes and (a.sr, a.channels) == (sr, 1)
+        np.testing.assert_array_equal(np.asarray(a.samples), want.samples)
+    p, out = _score(good, crashed, use_models)
+    assert p.exit_code == 0, p.stderr
+    assert out["metrics"]["stoi"]["value"] == pytest.approx(1.0)

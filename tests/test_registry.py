@@ -76,6 +76,7 @@ def test_resume_key_follows_every_field_that_changes_numbers():
     changed = {
         "metrics": ("vggish",),
         "length": "error",
+        "align": "delay",
         "vggish_model": "vggish-int8fc",
         "vggish_output": "embedding",
         "vggish_resampler": "kaiser_best_0.3",

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_write_text
-from .audio import Audio, audio_files, open_audio
+from .audio import Audio, audio_files, file_identity, open_audio
 from .errors import PqevalError, UsageError
-from .integrity import sha256_file as file_sha256
 from .results import columns, pair_row, read_rows, to_csv
 from .scoring import ScoreOptions, Scorer
 
@@ -134,7 +133,7 @@ def run_batch(
 
     def digest(p: Path) -> str:
         if p not in hashes:
-            hashes[p] = file_sha256(p)
+            hashes[p] = file_identity(p)  # a stream is read once, shared with open_audio
         return hashes[p]
 
     opened: dict[tuple[Path, str], Audio] = {}
@@ -164,7 +163,7 @@ def run_batch(
             pending.pop(key, None)
             try:
                 hc, hd = digest(pair.clean), digest(pair.degraded)
-            except OSError:
+            except (OSError, PqevalError):  # the open below reports it in the pair's row
                 hc = hd = ""
             prev = done.get(key)
             if prev and hc and prev.get("clean_sha256") == hc and prev.get("degraded_sha256") == hd:

@@ -181,7 +181,7 @@ def align(clean: Audio, degraded: Audio, policy: str = "trim", mode: str = "repo
     (:func:`pqeval.audio.open_audio`) stay lazy: resampling, shifting and trimming happen as
     ranges are read, and the delay search reads bounded excerpts.
     """
-    notes = [n for a in (clean, degraded) for n in (f"{a.path}: {x}" for x in getattr(a, "notes", ()))]
+    notes = [f"{a.path}: {n}" for a in (clean, degraded) for n in a.notes]
     sr = clean.sr
     deg = degraded.samples
     if degraded.sr != sr:
