@@ -11,7 +11,7 @@ from helpers import HEAVY, ROOT, shared
 def test_scoring_imports_no_framework(use_models):
     code = f"""
 import json, sys
-from pqeval.cli import main
+from pqeval.__main__ import main
 sys.argv = ["pqeval", "score", {str(shared("pesq_speech.wav"))!r}, {str(shared("pesq_speech_bab_0dB.wav"))!r}, "--json"]
 try:
     main()
