@@ -317,3 +317,11 @@ def test_wav_without_data_size_reads_what_is_present(tmp_path, speech, use_model
     p, out = _score(good, crashed, use_models)
     assert p.exit_code == 0, p.stderr
     assert out["metrics"]["stoi"]["value"] == pytest.approx(1.0)
+
+
+def test_control_characters_in_names_are_escaped_in_the_table_and_notes(tmp_path, speech, use_models):
+    x, sr = speech
+    odd = _write(tmp_path / "two\nlines.wav", np.stack([x, -x], axis=1), sr)  # its note names the file
+    r = cli("score", odd, odd, "--metrics", "stoi")
+    assert "two\\nlines.wav" in r.stdout and "two\nlines" not in r.stdout
+    assert "two\\nlines.wav: channels cancel" in r.stderr and "two\nlines" not in r.stderr

@@ -21,10 +21,15 @@ if TYPE_CHECKING:
 PROGRESS_LOG_SECONDS = 10.0  # without a terminal, a progress line at most this often
 
 
+def one_line(msg: str) -> str:
+    """``msg`` with control characters (a newline in a file name, say) escaped: ``\\n``, ``\\x1b``."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in msg)
+
+
 def stderr(msg: str, quiet: bool = False) -> None:
-    """One line on stderr unless ``quiet``."""
+    """One line on stderr unless ``quiet`` (control characters escaped)."""
     if not quiet:
-        print(msg, file=sys.stderr, flush=True)
+        print(one_line(msg), file=sys.stderr, flush=True)
 
 
 def _console(err: bool = False):
@@ -47,7 +52,8 @@ def pair_table(result: PairScore) -> None:
     """The score table on stdout: one row per metric, its value and what it is the mean of."""
     from rich.table import Table
 
-    t = Table(title=f"{Path(result.clean).name}  vs  {Path(result.degraded).name}", title_justify="left")
+    title = one_line(f"{Path(result.clean).name}  vs  {Path(result.degraded).name}")
+    t = Table(title=title, title_justify="left")
     t.add_column("metric")
     t.add_column("score", justify="right")
     t.add_column("detail")

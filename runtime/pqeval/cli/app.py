@@ -17,13 +17,9 @@ from typer.core import TyperGroup
 
 from .. import render
 from ..errors import PqevalError
+from ..render import one_line
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 3, 2, 1, 130
-
-
-def one_line(msg: str) -> str:
-    """``msg`` with control characters (a newline in a file name, say) escaped: ``\\n``, ``\\x1b``."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in msg)
 
 
 def error(msg: str) -> None:
