@@ -1,9 +1,11 @@
 """Score a (clean, degraded) pair with every metric: audio -> alignment -> embeddings/metrics.
 
 Alignment is explicit: a degraded file at another sample rate is resampled to the clean rate,
+a constant delay between the two is measured and reported (or compensated, ``align="delay"``),
 and lengths that differ are trimmed to the shorter (``length="trim"``, reported in the notes) or
-refused (``length="error"``). Each metric that cannot be computed is NaN with a reason; only
-unusable input files raise (AudioError).
+refused (``length="error"``). Each metric that cannot be computed for this pair is NaN with a
+reason; unusable input files raise AudioError, and an unusable model ModelError (no number could
+ever come from it).
 """
 
 from __future__ import annotations
