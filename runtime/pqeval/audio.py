@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError
+from .integrity import sha256_file
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 
@@ -271,11 +272,7 @@ def file_identity(path: str | os.PathLike) -> str:
     name = os.fspath(path)
     mode = 0 if name == "-" else _stat(name)
     if name != "-" and stat.S_ISREG(mode):
-        h = hashlib.sha256()
-        with open(name, "rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK * 4), b""):
-                h.update(chunk)
-        return h.hexdigest()
+        return sha256_file(name)
     return hashlib.sha256(_stream_bytes(name, mode)).hexdigest()
 
 

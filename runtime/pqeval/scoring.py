@@ -229,6 +229,7 @@ class Scorer:
         self.options = options or ScoreOptions()
         self.cache = cache
         self._embedders: dict[str, Any] = {}
+        self._checked = False
 
     def embedder(self, name: str) -> Any:
         """The embedder of family ``name`` (raises ModelError if its model is not installed)."""
@@ -243,10 +244,13 @@ class Scorer:
 
     def check_models(self) -> None:
         """Raise ModelError now if a model the options ask for is missing or unusable: no number
-        could ever come from it, so it is an error (exit 2), not a NaN."""
+        could ever come from it, so it is an error (exit 2), not a NaN. Checked once per Scorer."""
+        if self._checked:
+            return
         for name in self.options.metrics:
             if name in EMBEDDING_METRICS:
                 self.embedder(name).model.check(name)
+        self._checked = True
 
     def _embed(self, name: str, x: np.ndarray | LazySamples, sr: int, ident: str | None) -> Embedding:
         emb = self.embedder(name)

@@ -11,6 +11,7 @@ import typer
 
 from .. import render
 from ..errors import UsageError
+from ..registry import FAMILIES
 from .app import app, examples, export_app
 from .options import Json
 
@@ -69,6 +70,17 @@ Audio = Annotated[
     Optional[Path],
     typer.Option("--audio", help="Folder of real recordings to calibrate / measure the compact variant on."),
 ]
+Compact = Annotated[
+    Optional[str],
+    typer.Option(
+        "--compact",
+        "--quantize",
+        help="Also write a compact variant: "
+        + "; ".join(f"{f.name}: {', '.join(f.compact_kinds)}" for f in FAMILIES.values())
+        + " (int8fc: int8 FC layers, smaller, changes 8-bit outputs; fp16: fp16 storage; "
+        "int8qdq: static int8 calibrated on --audio).",
+    ),
+]
 
 
 @export_app.command(
@@ -96,16 +108,7 @@ def export_vggish_cmd(
     ] = False,
     seeded: Seeded = None,
     out_dir: OutDir = None,
-    compact: Annotated[
-        Optional[str],
-        typer.Option(
-            "--compact",
-            "--quantize",
-            help="Also write a compact variant: "
-            "int8fc (int8 FC layers: smaller, changes 8-bit outputs) or fp16 "
-            "(fp16 storage).",
-        ),
-    ] = None,
+    compact: Compact = None,
     audio: Audio = None,
 ) -> None:
     from ..session import user_cache_dir
@@ -143,14 +146,7 @@ def export_openl3_cmd(
     ] = None,
     seeded: Seeded = None,
     out_dir: OutDir = None,
-    compact: Annotated[
-        Optional[str],
-        typer.Option(
-            "--compact",
-            "--quantize",
-            help="Also write a compact variant: int8qdq (static int8, calibrated on --audio).",
-        ),
-    ] = None,
+    compact: Compact = None,
     audio: Audio = None,
 ) -> None:
     mod = _need_export("pqeval_export.openl3")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -19,6 +20,9 @@ from ..registry import (
     parse_list,
 )
 from .app import EXIT_OK, EXIT_PARTIAL
+
+if TYPE_CHECKING:
+    from ..scoring import ScoreOptions
 
 Model = Annotated[
     Optional[str],
@@ -98,42 +102,30 @@ Level = Annotated[str, typer.Option("--level", help="low, high, extreme (comma-s
 Seed = Annotated[int, typer.Option("--seed", help="Seed for noise and reverberation (same seed, same output).")]
 
 
-def score_options(
-    model: str | None,
-    metrics: str | None,
-    *,
-    hop: float,
-    openl3_model: str,
-    vggish_output: str,
-    vggish_model: str,
-    length: str = "trim",
-    threads: int | None = None,
-    resampler: str = VGGISH_RESAMPLERS[0],
-    align: str = "report",
-):
-    """ScoreOptions from the shared options: --model replaces the embedding models of --metrics
-    (or of the default set)."""
+def score_options(params: Mapping[str, Any]) -> ScoreOptions:
+    """ScoreOptions from a command's parameters (its ``locals()``, named as the option aliases
+    above): --model replaces the embedding models of --metrics (or of the default set)."""
     from ..scoring import ScoreOptions
     from ..session import default_threads
 
-    if threads is None:
+    if params["threads"] is None:
         default_threads()  # a bad $PQEVAL_THREADS is a usage error before any work
-
+    model, metrics = params["model"], params["metrics"]
     chosen = parse_list(metrics) if metrics else DEFAULT_METRICS
-    required: tuple[str, ...] = ()
     if model:
-        required = check_names(parse_list(model), EMBEDDING_METRICS, "model")
-        chosen = required + tuple(m for m in chosen if m in CLASSIC_METRICS)
+        chosen = check_names(parse_list(model), EMBEDDING_METRICS, "model") + tuple(
+            m for m in chosen if m in CLASSIC_METRICS
+        )
     return ScoreOptions(
         metrics=chosen,
-        length=length,
-        align=align,
-        vggish_output=vggish_output,
-        vggish_model=vggish_model,
-        vggish_resampler=resampler,
-        openl3_model=openl3_model,
-        openl3_hop=hop,
-        threads=threads,
+        length=params.get("length", "trim"),
+        align=params["align"],
+        vggish_output=params["vggish_output"],
+        vggish_model=params["vggish_model"],
+        vggish_resampler=params["resampler"],
+        openl3_model=params["openl3_model"],
+        openl3_hop=params["hop"],
+        threads=params["threads"],
     )
 
 

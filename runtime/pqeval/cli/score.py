@@ -67,18 +67,7 @@ def score(
     from ..audio import open_audio
     from ..scoring import Scorer
 
-    opts = score_options(
-        model,
-        metrics,
-        hop=hop,
-        openl3_model=openl3_model,
-        vggish_output=vggish_output,
-        vggish_model=vggish_model,
-        length=length,
-        threads=threads,
-        resampler=resampler,
-        align=align,
-    )
+    opts = score_options(locals())
     result = Scorer(opts).score(open_audio(clean), open_audio(degraded))  # read window batch by batch
     render.pair_json(result) if as_json else render.pair_table(result)
     render.pair_notes(result, quiet)
@@ -120,18 +109,7 @@ def batch(
     from ..batch import pairs_from_csv, pairs_from_dirs, run_batch
     from ..results import rows_json
 
-    opts = score_options(
-        model,
-        metrics,
-        hop=hop,
-        openl3_model=openl3_model,
-        vggish_output=vggish_output,
-        vggish_model=vggish_model,
-        length=length,
-        threads=threads,
-        resampler=resampler,
-        align=align,
-    )
+    opts = score_options(locals())
     if len(sources) == 1:
         pairs = pairs_from_csv(sources[0])
     elif len(sources) == 2:

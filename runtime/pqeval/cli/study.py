@@ -126,17 +126,7 @@ def study(
 ) -> None:
     from ..study import run_study
 
-    opts = score_options(
-        model,
-        metrics,
-        hop=hop,
-        openl3_model=openl3_model,
-        vggish_output=vggish_output,
-        vggish_model=vggish_model,
-        threads=threads,
-        resampler=resampler,
-        align=align,
-    )
+    opts = score_options(locals())
     kinds, levels = kinds_levels(kind, level)
     try:
         rate = None if sr == "native" else int(sr)
