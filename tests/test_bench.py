@@ -171,3 +171,9 @@ def test_pqeval_bench_command(use_models):
     assert b["median_s"] > 0 and b["load_s"] > 0 and b["peak_rss_mb"] > 0 and b["weights"] == "seeded:0"
     bad = cli("bench", "--model", "nope")
     assert bad.exit_code == 2 and "unknown model" in bad.stderr
+
+
+def test_pqeval_bench_table_labels_seeded_weights(use_models):
+    r = cli("bench", "--model", "vggish", "--seconds", "1", "--reps", "1", "--threads", "1")
+    assert r.exit_code == 0 and "vggish" in r.stdout
+    assert "warning: vggish: weights: seeded — not a perceptual measurement" in r.stderr

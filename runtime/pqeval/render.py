@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .provenance import Provenance
+
 if TYPE_CHECKING:
     from .scoring import PairScore
 
@@ -159,6 +161,10 @@ def bench_table(rows: list[dict], reps: int) -> None:
             f"{r['peak_rss_mb']:.0f}",
         )
     _console().print(tab)
+    for r in rows:
+        note = Provenance.parse(r["weights"]).note
+        if note:
+            stderr(f"warning: {r['model']}: {note} (times and memory do not depend on the weights)")
 
 
 class Progress:
