@@ -23,9 +23,13 @@ from helpers import AUDIO, HEAVY, ROOT, read, shared  # noqa: F401  (helpers als
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_verify_cache(tmp_path_factory):
-    """Model verification records go to a per-run file (inherited by subprocesses), not ~/.cache."""
+def _isolated_user_dirs(tmp_path_factory):
+    """Model verification records, the user models directory and downloads go to per-run
+    directories (inherited by subprocesses), never to the user's own ~/.cache or ~/.local/share."""
     os.environ["PQEVAL_VERIFY_CACHE"] = str(tmp_path_factory.mktemp("verify") / "verified.json")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    os.environ.pop("PQEVAL_MODEL_SOURCE", None)
 
 
 def _point_lookup_at(models, monkeypatch):

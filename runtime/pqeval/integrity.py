@@ -2,7 +2,7 @@
 
 Hashing VGGish's 289 MB of weights is a noticeable part of a cold ``pqeval score``. A file
 whose stat (size, mtime, ctime, inode, device) is unchanged since it last hashed correctly is
-not hashed again: the stat is recorded in ``$XDG_CACHE_HOME/pqeval/verified.json`` (or
+not hashed again: the stat is recorded in ``verified.json`` in :func:`user_cache_dir` (or
 ``$PQEVAL_VERIFY_CACHE``; ``off`` hashes every time). Any write to the file changes its ctime,
 which no user can set; a file changed within :data:`RACY_SECONDS` of its verification is never
 recorded (git's "racily clean" rule, for filesystems with coarse timestamps).
@@ -23,9 +23,11 @@ RACY_SECONDS = 2.0
 
 
 def user_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/pqeval`` (default ``~/.cache/pqeval``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pqeval"
+    """pqeval's user cache directory (platformdirs: ``$XDG_CACHE_HOME/pqeval``, default
+    ``~/.cache/pqeval`` on Linux; ``~/Library/Caches/pqeval`` on macOS)."""
+    import platformdirs
+
+    return platformdirs.user_cache_path("pqeval", appauthor=False)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

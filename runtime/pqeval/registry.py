@@ -35,6 +35,7 @@ class Family:
     unit: str
     compact_kinds: tuple[str, ...]
     description: str
+    weights_license: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ VGGISH = Family(
     unit="0.96 s example",
     compact_kinds=("int8fc", "fp16"),
     description="torchvggish 0.2 (Hershey et al. 2017), 128-d per 0.96 s example",
+    weights_license="Apache-2.0 (AudioSet VGGish, tensorflow/models; torchvggish port)",
 )
 OPENL3 = Family(
     name="openl3",
@@ -73,6 +75,7 @@ OPENL3 = Family(
     unit="1 s window",
     compact_kinds=("int8qdq",),
     description="openl3 0.4.2 (Cramer et al. 2019), kapre frontend, 512 or 6144-d per 1 s window",
+    weights_license="CC-BY-4.0 (marl/openl3 model weights; attribution: Cramer et al. 2019)",
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in (VGGISH, OPENL3)}
 
@@ -115,6 +118,15 @@ VGGISH_RESAMPLERS: tuple[str, ...] = ("kaiser_best_0.2", "kaiser_best_0.3")
 #: VGGish outputs a score can use: torchvggish's 8-bit PCA output (what the study used), the
 #: 128-d embedding after the final ReLU that torchvggish adds, and before it (Google's TF VGGish).
 VGGISH_OUTPUTS: tuple[str, ...] = ("postprocessed", "embedding", "embedding_raw")
+
+#: Licence recorded for weights that are not the published ones.
+SEEDED_WEIGHTS_LICENSE = "MIT (seeded random weights made by pqeval; no third-party weights)"
+CUSTOM_WEIGHTS_LICENSE = "unknown (custom weights: as supplied to the exporter)"
+
+#: The model bundle ``pqeval models install`` uses when given no source and ``$PQEVAL_MODEL_SOURCE``
+#: is unset, as ``"https://…/bundle.zip#sha256=<hex>"``. None until a bundle of the published
+#: weights is released (docs/releasing.md): nothing can be published from a machine without network.
+DEFAULT_MODEL_SOURCE: str | None = None
 
 # --- metrics --------------------------------------------------------------------------------
 

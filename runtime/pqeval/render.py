@@ -94,13 +94,13 @@ def batch_summary(rows: list[dict], out: str, scored: int, reused: int, failed: 
             stderr(f"pqeval: failed: {where}{r['error']}")
 
 
-def models_table(rows: list[dict], search_dirs: list[str]) -> None:
+def models_table(rows: list[dict], search_dirs: list[str], install_hint: str) -> None:
     """``pqeval models``: installed models and their provenance (warnings on stderr)."""
     from rich.table import Table
 
     if not rows:
         print("No models installed. Looked in: " + ", ".join(search_dirs))
-        print("Get one with `pqeval export vggish --weights DIR` (or `--seeded 0` for a test model).")
+        print(install_hint)
         return
     t = Table(title="installed models")
     for col in ("model", "weights", "verified at export", "size", "path"):

@@ -1,10 +1,23 @@
 """The one place that finds model files and creates ONNX Runtime sessions (lazily).
 
-Lookup order for ``<key>.onnx``: the directories in ``$PQEVAL_MODELS`` (os.pathsep-separated),
-then the checkout's ``models/``, then the user cache ``$XDG_CACHE_HOME/pqeval/models`` (default
-``~/.cache/pqeval/models``). Each exported model has a sidecar ``<key>.onnx.json`` holding its
-metadata and sha256; the file is checked against it (:mod:`pqeval.integrity`) before a session
-is made.
+Where models live (:func:`search_dirs`), in lookup order:
+
+1. each directory in ``$PQEVAL_MODELS`` (``os.pathsep``-separated);
+2. the user models directory, :func:`user_models_dir` (platformdirs' user data directory:
+   ``~/.local/share/pqeval/models`` on Linux or ``$XDG_DATA_HOME/pqeval/models``,
+   ``~/Library/Application Support/pqeval/models`` on macOS, ``%LOCALAPPDATA%\\pqeval\\models`` on
+   Windows);
+3. in a source checkout only, the checkout's ``models/`` (never a folder inside an installed package).
+
+``PQEVAL_MODELS_ONLY=1`` hides 2 and 3: only ``$PQEVAL_MODELS`` is searched (a pinned set of models
+on a cluster, a test). New models (``pqeval export``, ``pqeval models install``) are written to
+:func:`install_dir`: the first ``$PQEVAL_MODELS`` directory if set, else the user models directory.
+
+Each model is ``<key>.onnx`` with a sidecar ``<key>.onnx.json`` holding its metadata and sha256
+(and, for VGGish, its weights in ``<key>.onnx.data``). The sidecar is what makes a model visible:
+an install writes it last, so a model whose sidecar is not there yet never shadows a complete one
+further down the search path. The file is checked against its sidecar (:mod:`pqeval.integrity`)
+before a session is made.
 """
 
 from __future__ import annotations
@@ -22,31 +35,95 @@ from .errors import ModelError, UsageError
 from .provenance import Provenance
 from .registry import export_hint
 
-CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"
 WEIGHTS_KEY = "pqeval.weights"
+SIDECAR_SUFFIX = ".json"  # <key>.onnx.json
+DATA_SUFFIX = ".data"  # <key>.onnx.data (external weights)
 
 
-def user_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/pqeval/models``: exported and installed models of this user."""
-    return integrity.user_cache_dir() / "models"
+def _checkout_models() -> Path | None:
+    """``models/`` of the source checkout this module runs from, or None in an installed package."""
+    root = Path(__file__).resolve().parents[2]
+    is_checkout = (root / "pyproject.toml").is_file() and (root / "runtime" / "pqeval").is_dir()
+    return root / "models" if is_checkout else None
+
+
+CHECKOUT_MODELS: Path | None = _checkout_models()
+
+
+def user_models_dir() -> Path:
+    """The user models directory (platformdirs' user data directory + ``/models``)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("pqeval", appauthor=False) / "models"
+
+
+def _env_dirs() -> list[Path]:
+    return [Path(p).expanduser() for p in os.environ.get("PQEVAL_MODELS", "").split(os.pathsep) if p.strip()]
+
+
+def _env_only() -> bool:
+    value = os.environ.get("PQEVAL_MODELS_ONLY", "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        if not _env_dirs():
+            raise UsageError("PQEVAL_MODELS_ONLY is set but PQEVAL_MODELS names no directory")
+        return True
+    raise UsageError(f"PQEVAL_MODELS_ONLY must be 1 or 0, got {value!r}")
 
 
 def search_dirs() -> list[Path]:
-    """Directories searched for model files, in order."""
-    env = [Path(p) for p in os.environ.get("PQEVAL_MODELS", "").split(os.pathsep) if p]
-    return env + [CHECKOUT_MODELS, user_cache_dir()]
+    """Directories searched for model files, in order (see the module docstring)."""
+    dirs = _env_dirs()
+    if not _env_only():
+        dirs.append(user_models_dir())
+        if CHECKOUT_MODELS is not None:
+            dirs.append(CHECKOUT_MODELS)
+    return list(dict.fromkeys(dirs))
+
+
+def install_dir() -> Path:
+    """Where new models are written unless told: the first ``$PQEVAL_MODELS`` directory, else
+    :func:`user_models_dir`."""
+    env = _env_dirs()
+    return env[0] if env else user_models_dir()
+
+
+def model_files(onnx_path: Path) -> list[Path]:
+    """The files of one model that exist: graph, external weights, sidecar (the sidecar last)."""
+    files = [onnx_path, onnx_path.with_name(onnx_path.name + DATA_SUFFIX)]
+    return [p for p in files if p.is_file()] + [onnx_path.with_name(onnx_path.name + SIDECAR_SUFFIX)]
+
+
+def _candidates(key: str) -> list[Path]:
+    return [d / f"{key}.onnx" for d in search_dirs() if (d / f"{key}.onnx").is_file()]
+
+
+def _missing_hint(key: str) -> str:
+    from .sources import configured_source  # the default model source, if any
+
+    source = configured_source()
+    if source is not None:
+        return f"install it with `pqeval models install` (source: {source.display})"
+    return (
+        f"install a model bundle with `pqeval models install BUNDLE.zip|URL` (or set PQEVAL_MODEL_SOURCE), "
+        f"or export it with `{export_hint(key)}` (or `--seeded 0` for a test model that is not perceptual)"
+    )
 
 
 def find_model(key: str) -> Path:
-    """Path of ``<key>.onnx`` in the first search directory that has it, else ModelError."""
-    for d in search_dirs():
-        p = d / f"{key}.onnx"
-        if p.is_file():
+    """Path of ``<key>.onnx`` in the first search directory that has it with its sidecar, else
+    ModelError saying how to install it. (A graph without its sidecar anywhere is returned, so
+    that loading it says what is wrong with it.)"""
+    found = _candidates(key)
+    for p in found:
+        if p.with_name(p.name + SIDECAR_SUFFIX).is_file():
             return p
+    if found:
+        return found[0]
     raise ModelError(
         f"model '{key}' is not installed (looked for {key}.onnx in "
-        f"{', '.join(str(d) for d in search_dirs())}); get it with `{export_hint(key)}` "
-        f"(or `--seeded 0` for a test model that is not perceptual)"
+        f"{', '.join(str(d) for d in search_dirs())}); {_missing_hint(key)}"
     )
 
 
@@ -272,10 +349,6 @@ def open_model(key: str, threads: int | None = None) -> OnnxModel:
 
 
 def installed_models() -> list[OnnxModel]:
-    """Every ``*.onnx`` in the search directories (first occurrence of each key wins)."""
-    seen: dict[str, OnnxModel] = {}
-    for d in search_dirs():
-        if d.is_dir():
-            for p in sorted(d.glob("*.onnx")):
-                seen.setdefault(p.name.removesuffix(".onnx"), OnnxModel(p))
-    return list(seen.values())
+    """Every model in the search directories, each key once, as :func:`find_model` resolves it."""
+    keys = {p.name.removesuffix(".onnx") for d in search_dirs() if d.is_dir() for p in d.glob("*.onnx")}
+    return [OnnxModel(find_model(k)) for k in sorted(keys)]
