@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The main job on a fresh machine: install the best models available, make an example pair, score it.
 
-Models, best first: real upstream weights (VGGish: ``$PQEVAL_VGGISH_WEIGHTS`` directory, else a
-download of the pinned files; OpenL3: ``$PQEVAL_OPENL3_WEIGHTS`` .h5 file, else the weights inside
+With a model source configured (``$PQEVAL_MODEL_SOURCE`` or the package's default bundle), the
+models come from it (``pqeval models install``): no TensorFlow or torch needed. Otherwise, best
+first: real upstream weights (VGGish: ``$PQEVAL_VGGISH_WEIGHTS`` directory, else a download of the
+pinned files; OpenL3: ``$PQEVAL_OPENL3_WEIGHTS`` .h5 file, else the weights inside
 an installed openl3 package), and only when none can be had, seeded random weights, which every
 output then labels "not a perceptual measurement". An installed pretrained model is kept.
 
@@ -98,8 +100,15 @@ def example_pair() -> tuple[Path, Path]:
 
 
 def main() -> int:
-    ensure_vggish()
-    ensure_openl3()
+    from pqeval.sources import configured_source
+
+    source = configured_source()
+    if source is not None:
+        print(f"models from the bundle {source.display}", flush=True)
+        pqeval("models", "install", check=True)
+    else:
+        ensure_vggish()
+        ensure_openl3()
     pqeval("models")
     clean, degraded = example_pair()
     return pqeval("score", str(clean), str(degraded))
