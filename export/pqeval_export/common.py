@@ -1,13 +1,47 @@
-"""Writing exported ONNX files with their provenance, atomically."""
+"""Writing exported ONNX files with their provenance, atomically; checking the export extras.
+
+The export modules import the original frameworks (torch, TensorFlow, ...) inside their
+functions, so that ``import pqeval_export.vggish`` works in a runtime-only install; each entry
+point first calls :func:`require`, which turns a missing framework into a one-line
+:class:`~pqeval.errors.UsageError` naming the pip extra that installs it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 from pathlib import Path
 
 from pqeval.atomic import atomic_replace, atomic_write_bytes
+from pqeval.errors import UsageError
+
+#: What each export step imports, and the pip extra of pqeval that installs it.
+FRAMEWORKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "VGGish": ("export-vggish", ("torch", "torchvggish", "onnx", "onnxscript")),
+    "OpenL3": ("export-openl3", ("tensorflow", "tf_keras", "kapre", "resampy", "h5py", "sklearn", "tf2onnx", "onnx")),
+    "compact variants": ("export", ("onnx",)),
+}
+
+
+def require(step: str, *modules: str) -> None:
+    """Import ``modules`` (default: all that export ``step``, a key of FRAMEWORKS, needs); UsageError
+    naming the pip extra if one cannot be imported.
+
+    Already-imported modules cost nothing; the first call imports the framework, as the export
+    itself would a moment later.
+    """
+    extra, needed = FRAMEWORKS[step]
+    for name in modules or needed:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UsageError(
+                f"exporting {step} needs the original frameworks: {name} cannot be imported ({why}); "
+                f"install them with: pip install 'pqeval[{extra}]'"
+            ) from None
 
 
 def write_onnx(model_proto, path: str | os.PathLike, metadata: dict[str, str], external_data: bool = False) -> str:

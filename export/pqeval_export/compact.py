@@ -30,7 +30,7 @@ from pqeval.errors import ModelError, UsageError
 from pqeval.registry import FAMILIES
 from pqeval.similarity import cosine_per_frame
 
-from .common import write_onnx
+from .common import require, write_onnx
 
 COMPACT_KINDS = {f.name: f.compact_kinds for f in FAMILIES.values()}
 COMPACT_KEY = "pqeval.compact"
@@ -321,8 +321,9 @@ def export_compact(
     audio: a directory (or list) of real recordings to measure accuracy on (and, for ``int8qdq``, to calibrate on:
     every other file calibrates, the rest are held out for the accuracy figure). Without it the
     variant is written with ``accuracy: null`` (``int8qdq`` needs it). quick: a 4-window
-    calibration (tests only).
+    calibration (tests only). UsageError naming the ``export`` extra if onnx cannot be imported.
     """
+    require("compact variants")
     src = Path(src)
     side = _source(src)
     meta = side["metadata"]

@@ -17,9 +17,12 @@ computes in numpy. The export checks ORT(CNN)(kapre spectrogram) and pqeval's nu
 against openl3's full kapre model in TF on a batch of windows, and refuses to write a file that
 disagrees.
 
-openl3 is not pip-installable offline: run ``scripts/get_openl3.py`` first (this module also looks
-in ``<repo>/.cache/openl3-src`` and ``$PQEVAL_OPENL3_SRC``). tf-keras is required: this module
-sets ``TF_USE_LEGACY_KERAS=1`` before TensorFlow is imported.
+The frameworks (TensorFlow, tf-keras, kapre, resampy, tf2onnx: the ``export-openl3`` extra) and
+openl3 are imported inside the functions, so importing this module needs none of them; without a
+framework the entry points raise a UsageError naming the extra. openl3 is not pip-installable
+offline: run ``scripts/get_openl3.py`` first (this module also looks in
+``<repo>/.cache/openl3-src`` and ``$PQEVAL_OPENL3_SRC``). tf-keras is required: this module sets
+``TF_USE_LEGACY_KERAS=1`` before TensorFlow is imported.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from pqeval.openl3 import (  # noqa: E402
 )
 from pqeval.registry import openl3_key  # noqa: E402
 
-from .common import versions, write_onnx  # noqa: E402
+from .common import require, versions, write_onnx  # noqa: E402
 
 OPSET = 17
 MODEL_ID = "openl3"
@@ -86,17 +89,21 @@ def _check_variant(input_repr: str, content_type: str, embedding_size: int) -> N
 
 
 def import_openl3():
-    """Import openl3 0.4.2 (and TensorFlow with tf-keras); ModelError with the fix if impossible."""
-    try:
-        import tensorflow as tf
-    except ImportError as e:
-        raise ModelError(f"exporting OpenL3 needs the export extra (tensorflow, tf-keras, kapre): {e}") from None
+    """Import openl3 0.4.2 (and TensorFlow with tf-keras).
+
+    UsageError naming the ``export-openl3`` extra if a framework is missing; ModelError with the
+    fix if openl3 itself is not importable or is another version.
+    """
+    require("OpenL3", "tensorflow", "tf_keras")  # UsageError naming the export-openl3 extra
+    import tensorflow as tf
+
     if not tf.keras.layers.Layer.__module__.startswith("tf_keras"):
         # tf.keras resolved to Keras 3: TensorFlow was imported before TF_USE_LEGACY_KERAS was set.
         raise ModelError(
             "tf.keras is Keras 3 here; openl3 needs tf-keras: install tf-keras and import "
             "pqeval_export.openl3 before tensorflow (it sets TF_USE_LEGACY_KERAS=1)"
         )
+    require("OpenL3")  # the rest of the extra: kapre, resampy, h5py, scikit-learn, tf2onnx, onnx
     extra = [os.environ.get("PQEVAL_OPENL3_SRC", ""), *map(str, OPENL3_SRC_DIRS)]
     try:
         import openl3
@@ -129,6 +136,7 @@ def packaged_weights(input_repr: str, content_type: str) -> Path:
 
 def _h5_weight_shapes(path: Path) -> list[tuple[str, list[tuple[int, ...]]]]:
     """[(layer name, [weight shapes])] of the layers with weights in a Keras HDF5 weight/model file."""
+    require("OpenL3", "h5py")
     import h5py
 
     def _s(v):
@@ -230,6 +238,7 @@ def make_seeded_weights(seed: int, input_repr: str, dest_dir: str | Path, conten
 
 def seed_of(path: str | Path) -> int | None:
     """The seed recorded by :func:`make_seeded_weights` in a weight file, or None (e.g. real weights)."""
+    require("OpenL3", "h5py")
     import h5py
 
     try:

@@ -1,5 +1,8 @@
 """Export torchvggish 0.2 to ONNX with its PCA + 8-bit postprocessing, and verify it.
 
+torch and torchvggish (the ``export-vggish`` extra) are imported inside the functions; without
+them the entry points raise a UsageError naming the extra, and importing this module still works.
+
 Weights come from (a) the upstream files by path, (b) a download of them (pinned URLs; the
 8 hex digits in each name are the sha256 prefix that torch.hub checks, and we check them too),
 or (c) seeded random weights: the torchvggish module initialised from a seed, saved with
@@ -25,7 +28,7 @@ from pqeval.errors import ModelError
 from pqeval.registry import VGGISH
 from pqeval.vggish import FRONTEND_PARAMS, OUTPUTS, VGGishFrontend
 
-from .common import versions, write_onnx
+from .common import require, versions, write_onnx
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,6 +68,7 @@ def verify_file(path: str | Path) -> str:
 
 def download(dest_dir: str | Path) -> tuple[Path, Path]:
     """Fetch the two upstream files into dest_dir (skipping ones already there), checking hash prefixes."""
+    require("VGGish", "torch")
     import torch.hub
 
     dest = Path(dest_dir)
@@ -101,6 +105,7 @@ def _torch_load(path: Path) -> dict:
 
 def load_weights(vggish_path: str | Path, pca_path: str | Path):
     """Build torchvggish's VGG from the two files; return (model in eval mode, pca dict, provenance)."""
+    require("VGGish", "torch", "torchvggish")
     import torchvggish.torchvggish as tv
 
     digests = {Path(p).name: verify_file(p) for p in (vggish_path, pca_path)}
@@ -173,6 +178,7 @@ def make_seeded_weights(seed: int, dest_dir: str | Path) -> tuple[Path, Path]:
     1e-5, too small for a meaningful parity test); the PCA is a seeded random rotation, centred and scaled
     on the network's output for synthetic audio so that the 8-bit outputs spread over 0..255 instead of saturating.
     """
+    require("VGGish", "torch", "torchvggish")
     import torch
     import torchvggish.torchvggish as tv
 
@@ -270,8 +276,10 @@ def export_vggish(
 
     weights: a directory holding the two upstream files, or the vggish .pth whose PCA file sits
     beside it. seeded: build from seeded random weights instead. download_to: fetch the upstream
-    files into this directory first.
+    files into this directory first. UsageError naming the ``export-vggish`` extra if torch,
+    torchvggish, onnx or onnxscript cannot be imported.
     """
+    require("VGGish")
     import torch
 
     if sum(x is not None for x in (weights, seeded, download_to)) != 1:
