@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import pqeval
 import pqeval.session as session
 from helpers import cli, shared
 from pqeval import bundle, sources
@@ -87,13 +88,25 @@ def test_manifest_lists_every_file_with_what_a_user_needs(packed, models_dir):
         data = (models_dir / name).read_bytes()
         assert (e["size"], e["sha256"]) == (len(data), hashlib.sha256(data).hexdigest()), name
         assert e["weights"] == "seeded:0" and e["perceptual"] is False
-        assert e["license"].startswith("MIT (seeded") and e["pqeval_version"]
+        assert e["license"].startswith("MIT (seeded") and e["pqeval_version"] == pqeval.__version__
     assert by_name["openl3-mel256-music-512.onnx"]["frontend"]["input_repr"] == "mel256"
     assert by_name["vggish.onnx"]["frontend"]  # VGGish's framing / mel parameters
     with zipfile.ZipFile(packed) as zf:
         notice = zf.read("NOTICE.txt").decode()
         assert all(info.compress_type == zipfile.ZIP_STORED for info in zf.infolist())
     assert "vggish: weights seeded:0" in notice and "not a perceptual measurement" in notice
+    assert "CC BY 4.0" not in notice  # the attribution of the published weights only where they are
+
+
+def test_notice_carries_the_attribution_of_published_weights():
+    entries = [
+        {"key": k, "family": f, "role": "graph", "weights": "pretrained:w.h5 abc", "license": "x"}
+        for k, f in (("openl3-mel256-music-512", "openl3"), ("vggish", "vggish"))
+    ]
+    notice = bundle._notice(entries)
+    assert "https://creativecommons.org/licenses/by/4.0/" in notice and "A. Cramer" in notice
+    assert "converted from Keras HDF5 to ONNX" in notice
+    assert "https://www.apache.org/licenses/LICENSE-2.0" in notice and "Hershey" in notice
 
 
 def test_pack_refuses_to_overwrite(packed, models_dir, tmp_path, monkeypatch):

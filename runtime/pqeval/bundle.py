@@ -1,12 +1,13 @@
 """Model bundles: exported models in one archive with a manifest; pack, install, verify, remove.
 
 A bundle is a zip archive (stored, not compressed: float weights do not compress) holding
-``manifest.json``, ``NOTICE.txt`` (each model's weight source and licence) and each model's files
+``manifest.json``, ``NOTICE.txt`` (each model's weight source, licence and, for the published weights, the
+attribution their licence asks for) and each model's files
 under their own names: ``<key>.onnx``, ``<key>.onnx.data`` (external weights, VGGish) and the
 sidecar ``<key>.onnx.json``. ``manifest.json``::
 
     {"format": "pqeval-model-bundle", "format_version": 1, "packed_by": "pqeval 0.1.0",
-     "files": [{"key": "vggish", "name": "vggish.onnx", "role": "graph", "size": 1234,
+     "files": [{"key": "vggish", "family": "vggish", "name": "vggish.onnx", "role": "graph", "size": 1234,
                 "sha256": "…", "weights": "pretrained:…", "perceptual": true,
                 "frontend": {…}, "pqeval_version": "0.1.0", "license": "Apache-2.0 (…)"}, …]}
 
@@ -66,16 +67,13 @@ def model_entries(model: OnnxModel) -> list[dict]:
         frontend = json.loads(meta.get("pqeval.frontend", "{}") or "{}")
     except ValueError:
         frontend = {}
-    try:
-        made_by = json.loads(meta.get("pqeval.versions", "{}") or "{}").get("pqeval", "")
-    except (ValueError, AttributeError):
-        made_by = ""
     common = {
         "key": model.key,
+        "family": meta.get("pqeval.model_id", ""),
         "weights": model.weights,
         "perceptual": model.provenance.perceptual,
         "frontend": frontend,
-        "pqeval_version": meta.get("pqeval.version") or made_by or "not recorded",
+        "pqeval_version": meta.get("pqeval.version") or "not recorded",  # (exports before 0.1.0)
         "license": weights_license(meta.get("pqeval.model_id", ""), model.weights),
     }
     sidecar = model.path.with_name(model.path.name + SIDECAR_SUFFIX)
@@ -94,6 +92,8 @@ def _notice(entries: list[dict]) -> str:
             prov = Provenance.parse(e["weights"])
             lines.append(f"{e['key']}: weights {e['weights']}")
             lines.append(f"  licence: {e['license']}")
+            if prov.perceptual and e.get("family") in FAMILIES:
+                lines += [f"  {ln}" for ln in FAMILIES[e["family"]].weights_attribution.splitlines()]
             if prov.note:
                 lines.append(f"  {prov.note}")
     return "\n".join(lines) + "\n"

@@ -36,6 +36,7 @@ class Family:
     compact_kinds: tuple[str, ...]
     description: str
     weights_license: str
+    weights_attribution: str
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ VGGISH = Family(
     compact_kinds=("int8fc", "fp16"),
     description="torchvggish 0.2 (Hershey et al. 2017), 128-d per 0.96 s example",
     weights_license="Apache-2.0 (AudioSet VGGish, tensorflow/models; torchvggish port)",
+    weights_attribution=(
+        "Source: Google's AudioSet VGGish (https://github.com/tensorflow/models/tree/master/research/audioset/vggish)"
+        " as ported to PyTorch by torchvggish (https://github.com/harritaylor/torchvggish), release v0.1 files"
+        " vggish-10086976.pth and vggish_pca_params-970ea276.pth.\n"
+        "Licence: Apache License 2.0, https://www.apache.org/licenses/LICENSE-2.0\n"
+        "Changes: converted to ONNX by pqeval (PCA and 8-bit post-processing in the graph).\n"
+        "Cite: S. Hershey et al., CNN Architectures for Large-Scale Audio Classification, ICASSP 2017."
+    ),
 )
 OPENL3 = Family(
     name="openl3",
@@ -76,6 +85,15 @@ OPENL3 = Family(
     compact_kinds=("int8qdq",),
     description="openl3 0.4.2 (Cramer et al. 2019), kapre frontend, 512 or 6144-d per 1 s window",
     weights_license="CC-BY-4.0 (marl/openl3 model weights; attribution: Cramer et al. 2019)",
+    weights_attribution=(
+        "Creators: A. Cramer, H.-H. Wu, J. Salamon, J. P. Bello, Look, Listen and Learn More: Design Choices"
+        " for Deep Audio Embeddings, ICASSP 2019.\n"
+        "Source: https://github.com/marl/openl3 (openl3 0.4.2 audio model weights, openl3_audio_<repr>_<content>.h5).\n"
+        "Licence: Creative Commons Attribution 4.0 International (CC BY 4.0),"
+        " https://creativecommons.org/licenses/by/4.0/ ; provided as is, without warranties.\n"
+        "Changes: the audio CNN converted from Keras HDF5 to ONNX with tf2onnx by pqeval; the kapre"
+        " spectrogram frontend reimplemented in numpy."
+    ),
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in (VGGISH, OPENL3)}
 
