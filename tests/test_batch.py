@@ -137,7 +137,7 @@ def test_interrupted_batch_resumes(tree, use_models, tmp_path):
 def test_interrupted_resume_keeps_earlier_rows(tree, use_models, tmp_path, monkeypatch):
     """Resuming rewrites the CSV, but rows from the earlier run stay until superseded: a resume
     stopped after one pair still has all four rows on disk (it used to keep only that one)."""
-    import pqeval.batch as batch
+    import pqeval.output as output
 
     pairs = [p for p in pairs_from_dirs(tree / "clean", tree / "deg") if "noise" in p.degraded.name]
     out = tmp_path / "res.csv"
@@ -152,7 +152,7 @@ def test_interrupted_resume_keeps_earlier_rows(tree, use_models, tmp_path, monke
         if done == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(batch, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(output, "FLUSH_SECONDS", 0.0)
     with pytest.raises(KeyboardInterrupt):
         run_batch(list(reversed(more)), out, OPTS, progress=interrupt)
     after = {(r["clean"], r["degraded"]): r for r in csv.DictReader(open(out))}
@@ -163,12 +163,12 @@ def test_interrupted_resume_keeps_earlier_rows(tree, use_models, tmp_path, monke
 def test_csv_rewrites_are_throttled(tree, use_models, tmp_path, monkeypatch):
     """Not one rewrite per pair (O(n^2) bytes on big batches): with a long flush interval a run
     writes the file once up front and once at the end."""
-    import pqeval.batch as batch
+    import pqeval.output as output
 
     writes = []
-    real = batch.atomic_write_text
-    monkeypatch.setattr(batch, "atomic_write_text", lambda p, t: writes.append(p) or real(p, t))
-    monkeypatch.setattr(batch, "FLUSH_SECONDS", 1e9)
+    real = output.atomic_write_text
+    monkeypatch.setattr(output, "atomic_write_text", lambda p, t: writes.append(p) or real(p, t))
+    monkeypatch.setattr(output, "FLUSH_SECONDS", 1e9)
     pairs = pairs_from_dirs(tree / "clean", tree / "deg")
     res = run_batch(pairs, tmp_path / "res.csv", OPTS)
     assert len(pairs) >= 3 and len(res.rows) == len(pairs)

@@ -28,7 +28,7 @@ from .errors import UsageError
 from .registry import ALL_METRICS, EMBEDDING_METRICS
 
 if TYPE_CHECKING:
-    from .batch import Pair
+    from .pairs import Pair
     from .scoring import PairScore
 
 PAIR_COLUMNS: tuple[str, ...] = ("clean", "degraded")
