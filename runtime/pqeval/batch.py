@@ -6,7 +6,7 @@ finish and this process alone writes them (:class:`pqeval.output.ResultsFile`). 
 in the results-table schema of :mod:`pqeval.results`.
 
 Resume: a row already in the output is kept, not recomputed, when its files' sha256 and its
-stamp (:func:`run_stamp`: the settings) match.
+stamp (:func:`pqeval.results.run_stamp`: the settings) match.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .output import ResultsFile
 from .pairs import Pair, group_by_clean, pairs_from_csv, pairs_from_dirs
-from .results import columns
+from .results import columns, run_stamp
 from .scoring import ScoreOptions, Scorer
 from .work import FAILED, REUSED, SCORED, iter_group
 
@@ -51,11 +51,6 @@ class LRUCache(OrderedDict):
         self.move_to_end(key)
         while len(self) > self.size:
             self.popitem(last=False)
-
-
-def run_stamp(options: ScoreOptions) -> dict[str, str]:
-    """The columns every row of a run carries and a resumed row must match: the settings."""
-    return {"settings": options.key()}
 
 
 def score_pairs(

@@ -29,7 +29,7 @@ from .registry import ALL_METRICS, EMBEDDING_METRICS
 
 if TYPE_CHECKING:
     from .pairs import Pair
-    from .scoring import PairScore
+    from .scoring import PairScore, ScoreOptions
 
 PAIR_COLUMNS: tuple[str, ...] = ("clean", "degraded")
 STUDY_COLUMNS: tuple[str, ...] = ("file", "content", "degradation", "level")
@@ -57,6 +57,11 @@ def columns(metrics: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
     for m in metrics:
         cols += metric_columns(m)
     return cols + list(TAIL_COLUMNS)
+
+
+def run_stamp(options: ScoreOptions) -> dict[str, str]:
+    """The columns every row of a run carries and a resumed row must match: the settings."""
+    return {"settings": options.key()}
 
 
 def _num(v: float | None) -> str:

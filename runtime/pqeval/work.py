@@ -58,7 +58,7 @@ def iter_group(
 ) -> Iterator[tuple[dict, str]]:
     """Score (or reuse from ``previous``) each pair of one group, yielding ``(row, status)`` in
     the group's order, status one of "scored", "reused", "failed". ``stamp``: the columns every
-    row of this run carries (:func:`pqeval.batch.run_stamp`). A pair whose files cannot be used
+    row of this run carries (:func:`pqeval.results.run_stamp`). A pair whose files cannot be used
     gets a row with every metric empty and ``error`` set; the group goes on."""
     scorer = scorer_for(options)
     hashes: dict[Path, str] = {}
