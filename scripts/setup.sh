@@ -21,3 +21,13 @@ pip install -q -e ".[export,plots,dev]"
 # openl3 cannot be pip-installed offline (its setup.py downloads weights): fetch its sdist from
 # the package registry and put the openl3/ package directory into this venv.
 python scripts/get_openl3.py --site-packages
+# The Node.js and web examples (tests/test_examples.py skips them only where node / chromium are
+# absent): headless Chromium from Debian for the web page test, and the examples' npm packages.
+if ! [ -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -q && apt-get install -y -q chromium
+fi
+if command -v npm >/dev/null; then
+  # onnxruntime-node's install would fetch CUDA files from nuget.org: not needed on CPU
+  (cd examples/node && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
+  (cd examples/web && npm ci --no-audit --no-fund --loglevel=error)  # postinstall copies onnxruntime-web into vendor/
+fi

@@ -104,7 +104,10 @@ app = typer.Typer(
     "[dim]$[/dim] sox in.flac -t wav - | pqeval score clean.wav -",
 )
 export_app = typer.Typer(
-    cls=_Group, no_args_is_help=True, help="Build ONNX models from the original frameworks (needs the `export` extra)."
+    cls=_Group,
+    no_args_is_help=True,
+    help="Build ONNX models from the original frameworks (vggish, openl3: the `export` extra), and "
+    "waveform-to-embedding graphs from installed models (graph: needs only onnx).",
 )
 app.add_typer(export_app, name="export")
 

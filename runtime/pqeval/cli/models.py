@@ -1,4 +1,4 @@
-"""Model commands: ``models`` (list, install, verify, remove, pack) and ``export vggish|openl3``."""
+"""Model commands: ``models`` (list, install, verify, remove, pack) and ``export vggish|openl3|graph``."""
 
 from __future__ import annotations
 
@@ -352,6 +352,57 @@ def export_openl3_cmd(
     _report_export(path)
     if compact:
         _export_compact(path, compact, audio)
+
+
+@export_app.command(
+    "graph",
+    help="Write one ONNX file from a mono waveform at the model's rate (VGGish 16 kHz, OpenL3 48 kHz) to "
+    "embeddings per frame: pqeval's frontend in ONNX ops around an installed model, for C/C++, Java, JS or "
+    "a web page with ONNX Runtime (input `waveform` [samples]; outputs `embedding` [frames, D], "
+    "`timestamps` [frames] s, VGGish also `postprocessed`). Weights inside the one file; checked against "
+    "pqeval's own path before it is written. Needs only the onnx package. See docs/graph.md.\n\n"
+    + examples(
+        "pqeval export graph vggish --out vggish-graph.onnx",
+        "pqeval export graph openl3-mel256-music-512 --out openl3-graph.onnx --hop 0.5 --resample-from 44100",
+    ),
+)
+def export_graph_cmd(
+    key: Annotated[str, typer.Argument(help="Installed model: vggish or openl3-<repr>-<content>-<size>.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The graph file to write (.onnx; its sidecar .onnx.json).")],
+    hop: Annotated[
+        Optional[float],
+        typer.Option("--hop", help="OpenL3 only: seconds between windows (default: pqeval's, 0.5)."),
+    ] = None,
+    resample_from: Annotated[
+        Optional[list[int]],
+        typer.Option(
+            "--resample-from",
+            help="Also write FILE-resample-RATE.onnx: pqeval's resampler from RATE Hz to the model's rate as a "
+            "small graph (`waveform` -> `resampled`), for the rate pairs where it is exact (e.g. 8000, 16000, "
+            "22050, 44100 -> 48000 for OpenL3). Repeatable.",
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    from ..session import OnnxModel
+
+    mod = _need_export("pqeval_export.graph")
+    path, check = mod.export_graph(key, out, hop, resample_from=resample_from or ())
+    written = OnnxModel(path).metadata  # from the sidecar just written
+    meta, weights = json.loads(written.get("pqeval.graph", "{}")), written.get("pqeval.weights", "unknown")
+    size_mb = path.stat().st_size / 1e6
+    resamplers = [str(mod.resampler_path(path, r)) for r in dict.fromkeys(resample_from or ())]
+    if as_json:
+        info = {"graph": str(path), "size_mb": round(size_mb, 1), **meta, "verify": check, "resamplers": resamplers}
+        print(render.json_text(info))
+    else:
+        print(f"wrote {path} ({size_mb:.1f} MB; from {meta.get('source_model')}, weights {weights})")
+        print("checked against pqeval's numpy path: " + json.dumps(check))
+        for r in resamplers:
+            print(f"wrote {r}")
+    note = Provenance.parse(weights).note
+    if note:
+        render.stderr(f"note: {note}")
 
 
 def _export_compact(path: Path, kind: str, audio: Optional[Path]) -> None:
