@@ -134,11 +134,9 @@ def test_interrupted_batch_resumes(tree, use_models, tmp_path):
     assert res.reused == 4 and res.scored == 0  # the duplicates reuse the same rows too
 
 
-def test_interrupted_resume_keeps_earlier_rows(tree, use_models, tmp_path, monkeypatch):
-    """Resuming rewrites the CSV, but rows from the earlier run stay until superseded: a resume
-    stopped after one pair still has all four rows on disk (it used to keep only that one)."""
-    import pqeval.output as output
-
+def test_interrupted_resume_keeps_earlier_rows(tree, use_models, tmp_path):
+    """Rows from the earlier run stay until superseded: a resume stopped after one pair still has
+    all four rows on disk (it used to keep only that one)."""
     pairs = [p for p in pairs_from_dirs(tree / "clean", tree / "deg") if "noise" in p.degraded.name]
     out = tmp_path / "res.csv"
     first = run_batch(pairs, out, OPTS)
@@ -152,7 +150,6 @@ def test_interrupted_resume_keeps_earlier_rows(tree, use_models, tmp_path, monke
         if done == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(output, "FLUSH_SECONDS", 0.0)
     with pytest.raises(KeyboardInterrupt):
         run_batch(list(reversed(more)), out, OPTS, progress=interrupt)
     after = {(r["clean"], r["degraded"]): r for r in csv.DictReader(open(out))}
@@ -160,15 +157,14 @@ def test_interrupted_resume_keeps_earlier_rows(tree, use_models, tmp_path, monke
     assert all(after[k]["vggish"] == before[k]["vggish"] for k in before)
 
 
-def test_csv_rewrites_are_throttled(tree, use_models, tmp_path, monkeypatch):
-    """Not one rewrite per pair (O(n^2) bytes on big batches): with a long flush interval a run
-    writes the file once up front and once at the end."""
+def test_the_whole_csv_is_written_twice_per_run(tree, use_models, tmp_path, monkeypatch):
+    """Not one rewrite per pair (O(n^2) bytes on big batches): rows are appended; the whole file is
+    written once up front (the header of a new file) and once at the end (the compaction)."""
     import pqeval.output as output
 
     writes = []
     real = output.atomic_write_text
     monkeypatch.setattr(output, "atomic_write_text", lambda p, t: writes.append(p) or real(p, t))
-    monkeypatch.setattr(output, "FLUSH_SECONDS", 1e9)
     pairs = pairs_from_dirs(tree / "clean", tree / "deg")
     res = run_batch(pairs, tmp_path / "res.csv", OPTS)
     assert len(pairs) >= 3 and len(res.rows) == len(pairs)
@@ -184,3 +180,40 @@ def test_clean_embedding_cache_is_bounded():
     assert c["a"] == 1  # a is now the most recent
     c["c"] = 3
     assert list(c) == ["a", "c"] and "b" not in c
+
+
+# --- progress and the summary (issue 13, item 6) -------------------------------------------------
+
+
+def test_progress_without_a_terminal_is_a_periodic_line(capsys):
+    """In a cluster log (no terminal) a line at most every PROGRESS_LOG_SECONDS and at the end:
+    done/total, rate, ETA and failures so far (the clock is a stand-in: no waiting)."""
+    from pqeval import render
+
+    now = [0.0]
+    with render.Progress("scoring", unit="pairs", clock=lambda: now[0]) as prog:
+        for done in range(1, 11):
+            now[0] = 4.0 * done
+            prog(done, 10, f"p{done}.wav", failed=done // 4)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4  # the first pair (4 s), then 16 s and 28 s (>= 10 s apart), and the last pair
+    assert lines[0] == "pqeval: scoring 1/10 pairs, 0.25 pairs/s, ETA 0:00:36, 0 failed (p1.wav)"
+    assert lines[1] == "pqeval: scoring 4/10 pairs, 0.25 pairs/s, ETA 0:00:24, 1 failed (p4.wav)"
+    assert lines[-1].startswith("pqeval: scoring 10/10 pairs, 0.25 pairs/s, ETA 0:00:00, 2 failed")
+
+
+def test_progress_is_quiet_when_asked(capsys):
+    from pqeval import render
+
+    with render.Progress("scoring", quiet=True, unit="pairs") as prog:
+        prog(1, 1, "x", failed=0)
+    assert capsys.readouterr().err == ""
+
+
+def test_summary_mentions_seeded_weights(tree, use_models, tmp_path):
+    p = cli("batch", tree / "clean", tree / "deg", "--out", tmp_path / "r.csv", "--metrics", "vggish,stoi")
+    assert p.exit_code == 3
+    assert "vggish: weights: seeded — not a perceptual measurement (seeded:0)" in p.stderr
+    assert "stoi: weights" not in p.stderr
+    p = cli("batch", tree / "clean", tree / "deg", "--out", tmp_path / "s.csv", "--metrics", "stoi")
+    assert "weights" not in p.stderr

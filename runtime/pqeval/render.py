@@ -11,7 +11,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,8 +86,17 @@ def pair_json(result: PairScore) -> None:
 
 
 def batch_summary(rows: list[dict], out: str, scored: int, reused: int, failed: int, quiet: bool = False) -> None:
-    """The one-line outcome of a batch and a line per failed pair, on stderr."""
+    """The one-line outcome of a batch, a warning per embedding metric whose weights are not the
+    published ones (the rows' ``<m>_weights``, as the table and CSV show them), and a line per
+    failed pair, on stderr."""
     stderr(f"pqeval: {len(rows)} pairs -> {out}: {scored} scored, {reused} reused, {failed} failed", quiet)
+    from .registry import EMBEDDING_METRICS
+
+    for m in EMBEDDING_METRICS:
+        for weights in dict.fromkeys(r.get(f"{m}_weights") or "" for r in rows):
+            note = Provenance.parse(weights).note if weights else ""
+            if note:
+                stderr(f"pqeval: warning: {m}: {note} ({weights})", quiet)
     for r in rows:
         if r.get("error"):
             where = "" if r["error"].startswith(str(r["degraded"])) else f"{r['degraded']}: "
@@ -167,17 +176,33 @@ def bench_table(rows: list[dict], reps: int) -> None:
             stderr(f"warning: {r['model']}: {note} (times and memory do not depend on the weights)")
 
 
-class Progress:
-    """Progress of long work on stderr: a live bar on a terminal, else a plain line at most every
-    PROGRESS_LOG_SECONDS (and at the end), so logs of unattended runs show it too."""
+def _clock_text(seconds: float) -> str:
+    """``H:MM:SS``."""
+    s = max(0, round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
-    def __init__(self, label: str, quiet: bool = False) -> None:
+
+class Progress:
+    """Progress of long work on stderr: a live bar on a terminal, else (a cluster job's log, a
+    pipe) a one-line record after the first item, at most every PROGRESS_LOG_SECONDS, and at the
+    end: ``pqeval: LABEL done/total UNIT, rate UNIT/s, ETA H:MM:SS, N failed (item)``.
+
+    Call it with ``(done, total, item)`` and, when the caller counts them, ``failed=N``.
+    ``clock``: seconds, monotonic (a stand-in in tests).
+    """
+
+    def __init__(
+        self, label: str, quiet: bool = False, unit: str = "", clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.label = label
         self.quiet = quiet
+        self.unit = unit
+        self.clock = clock
         self.live = sys.stderr.isatty() and not quiet
         self._bar: Any = None
         self._task: Any = None
-        self._last = 0.0
+        self._last: float | None = None
+        self._start = 0.0
 
     def __enter__(self) -> Progress:
         if self.live:
@@ -194,23 +219,33 @@ class Progress:
                 transient=True,
             )
             self._bar.__enter__()
-        self._start = time.monotonic()
+        self._start = self.clock()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
-    def __call__(self, done: int, total: int, item: str) -> None:
+    def __call__(self, done: int, total: int, item: str, failed: int | None = None) -> None:
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task(item, total=total)
-            self._bar.update(self._task, completed=done, description=item)
+            desc = item if not failed else f"{item} [red]({failed} failed)[/red]"
+            self._bar.update(self._task, completed=done, description=desc)
             return
-        now = time.monotonic()
-        if not self.quiet and (now - self._last >= PROGRESS_LOG_SECONDS or done == total):
-            self._last = now
-            stderr(f"pqeval: {self.label} {done}/{total} ({now - self._start:.0f} s) {item}")
+        now = self.clock()
+        if self.quiet or not (self._last is None or now - self._last >= PROGRESS_LOG_SECONDS or done == total):
+            return
+        self._last = now
+        stderr(self.line(done, total, item, failed, now - self._start))
+
+    def line(self, done: int, total: int, item: str, failed: int | None, elapsed: float) -> str:
+        """The log record: counts, rate, ETA, failures."""
+        unit = f" {self.unit}" if self.unit else ""
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _clock_text((total - done) / rate) if rate > 0 else "?"
+        fails = "" if failed is None else f", {failed} failed"
+        return f"pqeval: {self.label} {done}/{total}{unit}, {rate:.2f}{unit or ' items'}/s, ETA {eta}{fails} ({item})"
 
 
 def lines(items: Iterable[str]) -> None:

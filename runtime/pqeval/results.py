@@ -3,11 +3,17 @@ back by the report (:mod:`pqeval.study.report`) and by a resumed batch.
 
 Columns, in order: extra columns given by the caller (the study's ``file``, ``content``,
 ``degradation``, ``level``), ``clean``, ``degraded``, then per metric ``m`` its value (empty
-when NaN) and ``m_reason``; embedding metrics add ``m_min`` and ``m_weights`` (provenance, so a
-seeded model's numbers can never pass for OpenL3/VGGish); then ``delay_s`` (the delay of the
+when NaN) and ``m_reason``; embedding metrics add ``m_min``, ``m_weights`` (provenance, so a
+seeded model's numbers can never pass for OpenL3/VGGish), ``m_model`` (the model key) and
+``m_model_sha256`` (the model file's sha256, from its sidecar); then ``delay_s`` (the delay of the
 degraded behind the clean in seconds, when reliably found), ``delay_confidence`` (the normalised
 cross-correlation behind it, 0..1), ``notes``, ``error`` (why a whole pair failed),
-``clean_sha256``, ``degraded_sha256`` and ``settings`` (``ScoreOptions.key()``).
+``clean_sha256``, ``degraded_sha256``, ``settings`` (``ScoreOptions.key()``) and
+``pqeval_version``. The run stamp (:func:`run_stamp`: settings, version, models and their
+sha256) is what a resumed row must match to be reused.
+
+The table is written by :class:`pqeval.output.ResultsFile` (appended row by row, compacted at the
+end); :func:`parse_table` reads it back, dropping a row torn by a kill in the middle of an append.
 """
 
 from __future__ import annotations
@@ -41,9 +47,18 @@ TAIL_COLUMNS: tuple[str, ...] = (
     "clean_sha256",
     "degraded_sha256",
     "settings",
+    "pqeval_version",
 )
 #: Per-metric columns beside the value: suffix -> the metrics that have it.
-METRIC_SUFFIXES: dict[str, tuple[str, ...]] = {"_reason": (), "_min": EMBEDDING_METRICS, "_weights": EMBEDDING_METRICS}
+METRIC_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "_reason": (),
+    "_min": EMBEDDING_METRICS,
+    "_weights": EMBEDDING_METRICS,
+    "_model": EMBEDDING_METRICS,
+    "_model_sha256": EMBEDDING_METRICS,
+}
+#: The columns without which a CSV is not a results table that ``pqeval batch`` may resume or replace.
+RESULTS_FILE_COLUMNS: tuple[str, ...] = ("clean", "degraded", "settings")
 
 
 def metric_columns(m: str) -> list[str]:
@@ -59,9 +74,26 @@ def columns(metrics: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
     return cols + list(TAIL_COLUMNS)
 
 
+def model_sha256(key: str) -> str:
+    """The sha256 of model ``key`` as its sidecar records it, read from disk now (not from this
+    process's open models, which may predate a re-export). ModelError if it is not installed."""
+    from .session import OnnxModel, find_model
+
+    return str(OnnxModel(find_model(key), threads=1).sidecar.get("sha256", ""))
+
+
 def run_stamp(options: ScoreOptions) -> dict[str, str]:
-    """The columns every row of a run carries and a resumed row must match: the settings."""
-    return {"settings": options.key()}
+    """The columns every row of a run carries and a resumed row must match: the settings, the
+    pqeval version, and for each embedding metric asked for its model's key and sha256."""
+    from . import __version__
+
+    stamp = {"settings": options.key(), "pqeval_version": __version__}
+    for m in options.metrics:
+        if m in EMBEDDING_METRICS:
+            key = options.model_key(m)
+            stamp[f"{m}_model"] = key
+            stamp[f"{m}_model_sha256"] = model_sha256(key)
+    return stamp
 
 
 def _num(v: float | None) -> str:
@@ -70,7 +102,8 @@ def _num(v: float | None) -> str:
 
 def pair_row(pair: Pair, result: PairScore | None, metrics: Iterable[str], error: str = "") -> dict:
     """One CSV row: a scored pair, or a failed one (all metrics empty, ``error`` set)."""
-    row = {**pair.extra, "clean": str(pair.clean), "degraded": str(pair.degraded)}
+    clean, degraded = pair.key
+    row = {**pair.extra, "clean": clean, "degraded": degraded}
     for m in metrics:
         r = result.metrics.get(m) if result else None
         row[m] = _num(r.value) if r else ""
@@ -95,12 +128,89 @@ def to_csv(rows: list[dict], cols: list[str]) -> str:
     return buf.getvalue()
 
 
+@dataclass
+class ParsedTable:
+    """A results CSV as :func:`parse_table` read it.
+
+    ``header``: its columns; ``rows``: the complete rows in file order (a pair appended twice
+    appears twice; the last is the newest); ``size``: bytes up to the end of the last complete
+    row (where the next append goes); ``torn``: bytes after it (a row cut short by a kill in the
+    middle of an append), never parsed as a row; ``bad_line``: 0, or the line number of a complete
+    row that is not well-formed CSV or has another number of fields than the header (the file
+    was edited by hand, or is not a results table).
+    """
+
+    header: list[str]
+    rows: list[dict]
+    size: int
+    torn: int = 0
+    bad_line: int = 0
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """``data`` cut after each ``\n`` (the last piece may lack one: a torn append)."""
+    pieces = data.split(b"\n")
+    return [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+
+
+def parse_table(data: bytes) -> ParsedTable:
+    """Parse the bytes of a results CSV (UTF-8, optionally with a byte-order mark).
+
+    A record is complete when its text ends with a newline outside quotes and has as many
+    fields as the header; an incomplete last record (no final newline, an open quote, a UTF-8
+    sequence cut in two) is a torn append: left out of ``rows`` and counted in ``torn``.
+    """
+    lines = _lines(data)
+    used = 0
+    texts: list[str] = []
+
+    def feed() -> Iterable[str]:
+        nonlocal used
+        for i, raw in enumerate(lines):
+            used = i + 1
+            text = raw.decode("utf-8")  # bytes of a multibyte character never include b"\n"
+            texts.append(text)
+            yield text
+
+    reader = csv.reader(feed(), strict=True)
+    header: list[str] = []
+    rows: list[dict] = []
+    size = offset = 0
+    bad_line = 0
+    while True:
+        start = used
+        try:
+            rec = next(reader)
+        except StopIteration:
+            break
+        except (csv.Error, UnicodeDecodeError):
+            if used >= len(lines):  # the last record, cut short
+                break
+            bad_line = start + 1
+            break
+        offset = sum(len(raw) for raw in lines[start:used]) + offset
+        if not lines[used - 1].endswith(b"\n"):  # no final newline: torn, whatever it parsed as
+            break
+        size = offset
+        if not header:
+            header = [h.lstrip("\ufeff") if i == 0 else h for i, h in enumerate(rec)]
+            continue
+        if not rec:
+            continue
+        if len(rec) != len(header):
+            bad_line = used
+            break
+        rows.append(dict(zip(header, rec, strict=False)))
+    return ParsedTable(header, rows, size, len(data) - size, bad_line)
+
+
 def read_rows(path: str | os.PathLike) -> list[dict]:
-    """Rows of an earlier output (empty if it does not exist or cannot be parsed)."""
+    """The complete rows of an earlier output, in file order (empty if it does not exist or
+    cannot be read); a torn last row is left out."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    except (OSError, csv.Error, UnicodeDecodeError):
+        with open(path, "rb") as f:
+            return parse_table(f.read()).rows
+    except OSError:
         return []
 
 

@@ -41,6 +41,7 @@ from .registry import (
 from .resample import resampled
 from .session import check_threads
 from .similarity import embedding_similarity
+from .threads import blas_single_thread
 
 LENGTH_POLICIES = ("trim", "error")
 ALIGN_MODES = ("report", "delay")
@@ -276,13 +277,14 @@ class Scorer:
             whole = np.asarray(ref), np.asarray(deg)
             ref, deg = whole
         results: dict[str, MetricResult] = {}
-        for m in self.options.metrics:
-            if m in EMBEDDING_METRICS:
-                results[m], emb_notes = self._similarity(m, ref, deg, sr, clean_id)
-                notes += [f"{m}: {n}" for n in emb_notes]
-            else:
-                assert whole is not None  # read above: classic metrics need whole signals
-                results[m] = self._classic(m, *whole, sr)
+        with blas_single_thread():  # also makes STOI's last bit the same in every process (threads.py)
+            for m in self.options.metrics:
+                if m in EMBEDDING_METRICS:
+                    results[m], emb_notes = self._similarity(m, ref, deg, sr, clean_id)
+                    notes += [f"{m}: {n}" for n in emb_notes]
+                else:
+                    assert whole is not None  # read above: classic metrics need whole signals
+                    results[m] = self._classic(m, *whole, sr)
         speech = [m for m in self.options.metrics if m in SPEECH_METRICS and results[m].ok]
         if speech and content_of(Path(clean.path).stem) == "music":
             notes.append(f"{', '.join(speech)}: speech measures, computed here on content named as music")
