@@ -336,12 +336,7 @@ def verify(models: list[OnnxModel]) -> list[dict]:
     out = []
     for m in models:
         try:
-            side = m.sidecar
-            files = [(m.path, side.get("sha256"), side.get("size"))]
-            if side.get("external_data"):
-                ext = side["external_data"]
-                files.append((m.path.with_name(ext["file"]), ext.get("sha256"), ext.get("size")))
-            for path, sha, size in files:
+            for path, sha, size in m.recorded_files():
                 if not path.is_file():
                     raise ModelError(f"{path.name} is missing")
                 if path.stat().st_size != size or integrity.sha256_file(path) != sha:

@@ -89,12 +89,6 @@ def install_dir() -> Path:
     return env[0] if env else user_models_dir()
 
 
-def model_files(onnx_path: Path) -> list[Path]:
-    """The files of one model that exist: graph, external weights, sidecar (the sidecar last)."""
-    files = [onnx_path, onnx_path.with_name(onnx_path.name + DATA_SUFFIX)]
-    return [p for p in files if p.is_file()] + [onnx_path.with_name(onnx_path.name + SIDECAR_SUFFIX)]
-
-
 def _candidates(key: str) -> list[Path]:
     return [d / f"{key}.onnx" for d in search_dirs() if (d / f"{key}.onnx").is_file()]
 
@@ -190,24 +184,26 @@ class OnnxModel:
     def provenance(self) -> Provenance:
         return Provenance.parse(self.weights)
 
+    def recorded_files(self) -> list[tuple[Path, str | None, int | None]]:
+        """(path, sha256, size) the sidecar records: the graph, then its external weights if any."""
+        files = [(self.path, self.sidecar.get("sha256"), self.sidecar.get("size"))]
+        ext = self.sidecar.get("external_data")  # weights stored beside the graph (VGGish)
+        if ext:
+            files.append((self.path.with_name(ext["file"]), ext.get("sha256"), ext.get("size")))
+        return files
+
     def check_integrity(self) -> None:
         """Refuse a file whose size or sha256 differs from what the export recorded."""
-        want = self.sidecar.get("sha256")
-        size = self.path.stat().st_size
+        (graph, want, recorded_size), *external = self.recorded_files()
+        size = graph.stat().st_size
         if want is None:
             raise ModelError(f"{self.path}: provenance file records no sha256; re-export the model")
-        if size != self.sidecar.get("size", size) or not integrity.has_sha256(self.path, want):
+        if size != (recorded_size if recorded_size is not None else size) or not integrity.has_sha256(graph, want):
             raise ModelError(
                 f"{self.path}: file does not match its recorded sha256 (truncated or modified); re-export it"
             )
-        ext = self.sidecar.get("external_data")  # weights stored beside the graph (VGGish)
-        if ext:
-            data = self.path.with_name(ext["file"])
-            if (
-                not data.is_file()
-                or data.stat().st_size != ext.get("size")
-                or not integrity.has_sha256(data, ext.get("sha256"))
-            ):
+        for data, sha, data_size in external:
+            if not data.is_file() or data.stat().st_size != data_size or not sha or not integrity.has_sha256(data, sha):
                 raise ModelError(f"{data}: external weights missing or not matching their recorded sha256; re-export")
 
     @property

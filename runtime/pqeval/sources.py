@@ -48,12 +48,20 @@ class Source:
         return self.location + (f"#sha256={self.sha256}" if self.sha256 else "")
 
 
+def _split_fragment(text: str) -> tuple[str, str | None]:
+    """(location, fragment after '#' or None): only a URL has a fragment ('#' may be in a file name)."""
+    text = text.strip()
+    if "#" in text and "://" in text:
+        location, _, fragment = text.partition("#")
+        return location, fragment
+    return text, None
+
+
 def parse_source(text: str, sha256: str | None = None) -> Source:
     """A :class:`Source` from a path or URL (``#sha256=HEX`` fragment allowed); UsageError if neither."""
-    text = text.strip()
+    text, fragment = _split_fragment(text)
     frag_sha = None
-    if "#" in text and "://" in text:
-        text, _, fragment = text.partition("#")
+    if fragment is not None:
         if not fragment.startswith("sha256="):
             raise UsageError(f"{text}#{fragment}: the only URL fragment understood is #sha256=<hex>")
         frag_sha = fragment.removeprefix("sha256=")
@@ -94,8 +102,8 @@ def configured_source() -> Source | None:
     text = os.environ.get("PQEVAL_MODEL_SOURCE", "").strip() or DEFAULT_MODEL_SOURCE
     if not text:
         return None
-    location, _, fragment = text.partition("#") if "://" in text else (text, "", "")
-    sha = fragment.removeprefix("sha256=") or None
+    location, fragment = _split_fragment(text)
+    sha = (fragment or "").removeprefix("sha256=") or None
     kind = "url" if urlsplit(location).scheme.lower() in ("http", "https") else "file"
     return Source(location, kind, sha)
 

@@ -228,12 +228,6 @@ def pack_cmd(
             render.stderr(f"note: {e['key']}: {note}", quiet)
 
 
-def _default_out_dir() -> Path:
-    from ..session import install_dir
-
-    return install_dir()
-
-
 def _need_export(module: str) -> Any:
     import importlib
 
@@ -302,13 +296,12 @@ def export_vggish_cmd(
     compact: Compact = None,
     audio: Audio = None,
 ) -> None:
+    from ..session import install_dir
     from ..sources import downloads_dir
 
     mod = _need_export("pqeval_export.vggish")
     dl = downloads_dir() if download else None
-    path, check = mod.export_vggish(
-        weights=weights, seeded=seeded, download_to=dl, out_dir=out_dir or _default_out_dir()
-    )
+    path, check = mod.export_vggish(weights=weights, seeded=seeded, download_to=dl, out_dir=out_dir or install_dir())
     _report_export(path)
     print("verified against torchvggish: " + json.dumps(check))
     if compact:
@@ -340,6 +333,8 @@ def export_openl3_cmd(
     compact: Compact = None,
     audio: Audio = None,
 ) -> None:
+    from ..session import install_dir
+
     mod = _need_export("pqeval_export.openl3")
     path = mod.export_openl3(
         input_repr=input_repr,
@@ -347,7 +342,7 @@ def export_openl3_cmd(
         embedding_size=embedding_size,
         weights=str(weights) if weights else None,
         seeded=seeded,
-        out_dir=out_dir or _default_out_dir(),
+        out_dir=out_dir or install_dir(),
     )
     _report_export(path)
     if compact:
