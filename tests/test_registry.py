@@ -82,6 +82,8 @@ def test_resume_key_follows_every_field_that_changes_numbers():
         "vggish_resampler": "kaiser_best_0.3",
         "openl3_model": "openl3-mel256-env-512",
         "openl3_hop": 0.25,
+        "engine": "openvino",
+        "precision": "int8",
     }
     for name, value in changed.items():
         assert dataclasses.replace(base, **{name: value}).key() != base.key(), name
@@ -90,6 +92,9 @@ def test_resume_key_follows_every_field_that_changes_numbers():
     assert same.key() == base.key()  # threads do not change numbers
     assert base.family_key("openl3") != dataclasses.replace(base, openl3_hop=1.0).family_key("openl3")
     assert base.family_key("vggish") == dataclasses.replace(base, openl3_hop=1.0).family_key("vggish")
+    for family in ("vggish", "openl3"):  # engine and precision change every family's frames
+        assert base.family_key(family) != dataclasses.replace(base, engine="openvino").family_key(family)
+        assert base.family_key(family) != dataclasses.replace(base, precision="int8").family_key(family)
     assert base.embedder_args("openl3") == {"hop": DEFAULT_HOP}
     assert base.embedder_args("vggish") == {"output": "postprocessed", "resampler": "kaiser_best_0.2"}
 

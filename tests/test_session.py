@@ -53,7 +53,7 @@ def test_session_is_lazy_and_explicit(models_dir):
     m = OnnxModel(models_dir / "vggish.onnx", threads=1)
     assert m._session is None and m.weights == "seeded:0"
     s = m.session
-    assert s.get_providers() == ["CPUExecutionProvider"] and m.session is s
+    assert s.ort.get_providers() == ["CPUExecutionProvider"] and m.session is s
     out = m.run({"examples": np.zeros((2, 1, 96, 64), np.float32)}, ["postprocessed"])[0]
     assert out.shape == (2, 128)
 

@@ -42,10 +42,10 @@ def test_runtime_reads_them_as_seeded_test_models(models_dir):
         assert m.weights == "seeded:0" and m.provenance.kind == "seeded" and not m.provenance.perceptual
         assert m.metadata["pqeval.variant"] == VARIANT
         m.check_integrity()
-    assert [i.name for i in v.session.get_inputs()] == ["examples"]
-    assert sorted(x.name for x in v.session.get_outputs()) == sorted(OUTPUTS)
-    assert [i.name for i in o.session.get_inputs()] == [INPUT_NAME]
-    assert [x.name for x in o.session.get_outputs()] == [OUTPUT_NAME]
+    assert v.session.input_names == ["examples"]
+    assert sorted(v.session.output_names) == sorted(OUTPUTS)
+    assert o.session.input_names == [INPUT_NAME]
+    assert o.session.output_names == [OUTPUT_NAME]
     OpenL3Embedder(o)  # accepts the recorded frontend parameters
     assert json.loads(v.sidecar["metadata"]["pqeval.verify"])["cosine_min"] >= 0.99999
 

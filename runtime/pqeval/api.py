@@ -149,8 +149,10 @@ def score(clean: AudioInput, degraded: AudioInput, **options: Any) -> PairScore:
         ``align`` ("report" | "delay"), ``vggish_model`` (model key), ``vggish_output``
         ("postprocessed" | "embedding" | "embedding_raw"), ``vggish_resampler``
         ("kaiser_best_0.2" | "kaiser_best_0.3"), ``openl3_model`` (model key), ``openl3_hop``
-        (seconds between OpenL3 windows, default 0.5), ``threads`` (ONNX Runtime threads; does
-        not change the numbers).
+        (seconds between OpenL3 windows, default 0.5), ``engine`` ("ort" default, the parity
+        reference | "openvino"), ``precision`` ("fp32" default | "bf16" | "int8"; refused where
+        this machine cannot run it natively, ``pqeval engines``), ``threads`` (inference threads;
+        does not change the numbers).
 
     Returns
     -------
@@ -229,8 +231,8 @@ def embed(
     **options
         VGGish: ``output`` ("postprocessed" default | "embedding" | "embedding_raw"),
         ``resampler`` ("kaiser_best_0.2" default | "kaiser_best_0.3"). OpenL3: ``hop`` (seconds
-        between windows, default 0.5). Both: ``threads`` (ONNX Runtime threads). The defaults are
-        :func:`score`'s.
+        between windows, default 0.5). Both: ``engine``, ``precision`` and ``threads`` (as
+        :func:`score`). The defaults are :func:`score`'s.
 
     Returns
     -------
@@ -261,7 +263,7 @@ def embed(
     """
     family, key = _family_of(model)
     args = _family_args(family)
-    valid = (*args, "threads")
+    valid = (*args, "engine", "precision", "threads")
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise UsageError(

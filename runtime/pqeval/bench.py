@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
-from .registry import DEFAULT_HOP, OPENL3, gflop_per_unit
+from .registry import DEFAULT_ENGINE, DEFAULT_HOP, DEFAULT_PRECISION, OPENL3, gflop_per_unit
 
 MAX_SECONDS = 3600.0  # s of synthetic signal (an hour at 16 kHz is 0.46 GB of float64)
 MAX_REPS = 1000
@@ -35,11 +35,14 @@ def run_bench(
     hop: float = DEFAULT_HOP,
     openl3_model: str = OPENL3.default_key,
     audio: Path | None = None,
+    engine: str = DEFAULT_ENGINE,
+    precision: str = DEFAULT_PRECISION,
 ) -> list[dict]:
     """Load each family's model, embed the signal once to warm up, then time ``reps`` runs.
 
     models: embedding family names (registry); seconds: length of the synthetic 16 kHz signal
-    (ignored with ``audio``). Returns one dict per model (times in s, memory in MB).
+    (ignored with ``audio``); engine, precision: as ``ScoreOptions``. Returns one dict per model
+    (times in s, memory in MB).
     """
     from .scoring import ScoreOptions, Scorer
     from .session import open_model
@@ -55,11 +58,18 @@ def run_bench(
         sr = 16000
         x = synthetic_signal(seconds, sr)
     rows = []
-    options = ScoreOptions(metrics=tuple(models), openl3_model=openl3_model, openl3_hop=hop, threads=threads)
+    options = ScoreOptions(
+        metrics=tuple(models),
+        openl3_model=openl3_model,
+        openl3_hop=hop,
+        engine=engine,
+        precision=precision,
+        threads=threads,
+    )
     scorer = Scorer(options)
     for name in models:
         key = options.model_key(name)
-        m = open_model(key, threads)
+        m = open_model(key, threads, engine, precision)
         t0 = time.perf_counter()
         m.session  # noqa: B018 - integrity check + session creation is the load cost
         load_s = time.perf_counter() - t0
@@ -76,6 +86,8 @@ def run_bench(
             {
                 "model": key,
                 "weights": m.weights,
+                "engine": engine,
+                "precision": precision,
                 "threads": m.threads,
                 "audio_s": round(len(x) / sr, 3),
                 "hop_s": hop if name == OPENL3.name else None,

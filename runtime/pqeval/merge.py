@@ -6,8 +6,9 @@ one pair list, e.g. as the tasks of a job array; merging them:
 * refuses a pair found in two parts (each pair belongs to exactly one shard: two parts holding it
   means they were cut from different lists or with different N);
 * refuses parts scored with different settings: every *stamp* column (:func:`stamp_columns`:
-  ``settings``, ``pqeval_version``, ``<metric>_model``, ``<metric>_model_sha256``) must hold one
-  value across all rows of all parts (an empty cell, e.g. an older file, is not a conflict);
+  ``engine``, ``precision``, ``settings``, ``pqeval_version``, ``<metric>_model``,
+  ``<metric>_model_sha256``) must hold one value across all rows of all parts (an empty cell, e.g.
+  an older file, is not a conflict);
 * with the pair list (the same ``PAIRS.csv`` or ``CLEAN_DIR DEGRADED_DIR`` the shards were given),
   orders the rows as the list and lists the pairs no part has (a shard that did not finish).
 
@@ -32,7 +33,7 @@ from .results import PAIR_COLUMNS, to_csv
 
 Key = tuple[str, str]
 
-STAMP_EXACT: tuple[str, ...] = ("settings", "pqeval_version")
+STAMP_EXACT: tuple[str, ...] = ("engine", "precision", "settings", "pqeval_version")
 STAMP_SUFFIXES: tuple[str, ...] = ("_model", "_model_sha256")
 SHOWN = 5  # examples named in a refusal
 #: What makes a CSV a pqeval results table (a pairs CSV has the first two, not the third).

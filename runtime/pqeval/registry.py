@@ -37,6 +37,24 @@ class Family:
     description: str
     weights_license: str
     weights_attribution: str
+    int8_kind: str = ""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An inference engine that runs the exported ONNX files.
+
+    name: ``--engine`` value; module: what must be importable; extra: the pip extra that installs
+    it; precisions: the ``--precision`` values it offers (others are refused, with why in
+    ``refusals``).
+    """
+
+    name: str
+    module: str
+    extra: str
+    precisions: tuple[str, ...]
+    refusals: dict[str, str]
+    description: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,7 @@ VGGISH = Family(
     min_seconds=0.975,
     unit="0.96 s example",
     compact_kinds=("int8fc", "fp16"),
+    int8_kind="int8fc",
     description="torchvggish 0.2 (Hershey et al. 2017), 128-d per 0.96 s example",
     weights_license="Apache-2.0 (AudioSet VGGish, tensorflow/models; torchvggish port)",
     weights_attribution=(
@@ -83,6 +102,7 @@ OPENL3 = Family(
     min_seconds=1.0,
     unit="1 s window",
     compact_kinds=("int8qdq",),
+    int8_kind="int8qdq",
     description="openl3 0.4.2 (Cramer et al. 2019), kapre frontend, 512 or 6144-d per 1 s window",
     weights_license="CC-BY-4.0 (marl/openl3 model weights; attribution: Cramer et al. 2019)",
     weights_attribution=(
@@ -96,6 +116,64 @@ OPENL3 = Family(
     ),
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in (VGGISH, OPENL3)}
+
+# --- inference engines and precisions ----------------------------------------------------------
+
+#: ``--precision`` values: fp32 (the exported model as it is), bf16 (OpenVINO's bf16 inference on
+#: CPUs with AVX512_BF16 / AMX-BF16), int8 (the family's int8 compact variant, ``<key>-<int8_kind>``).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine(
+            name="ort",
+            module="onnxruntime",
+            extra="",
+            precisions=("fp32", "int8"),
+            refusals={
+                "bf16": "ONNX Runtime's CPU provider has no bf16 kernels for these models; use --engine openvino"
+            },
+            description="ONNX Runtime, CPU execution provider (MLAS); fp32 is the parity reference",
+        ),
+        Engine(
+            name="openvino",
+            module="openvino",
+            extra="openvino",
+            precisions=("fp32", "bf16", "int8"),
+            refusals={},
+            description="OpenVINO CPU runtime (oneDNN); reads the same ONNX files, compiled models cached",
+        ),
+    )
+}
+DEFAULT_ENGINE = "ort"
+DEFAULT_PRECISION = "fp32"
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """The agreement with ONNX Runtime fp32 that a fast path guarantees for one family, checked by
+    tests/test_precision.py on a fixed clip: per-frame cosine at least ``cosine_min``, a change in
+    the clean-vs-degraded score of at most ``score_delta_max``, and (VGGish) at most
+    ``changed_8bit_max`` of the 8-bit postprocessed values changed. Bounds sit a margin outside
+    what ``bench/accuracy.py`` measured (bench/results/accuracy.md; docs/engines.md)."""
+
+    cosine_min: float
+    score_delta_max: float
+    changed_8bit_max: float = 1.0
+
+
+#: (family, engine, precision) -> its guaranteed accuracy. A pair this machine can run that is
+#: missing here is one the engine refuses for that family (OpenVINO runs VGGish's int8fc fully
+#: connected layers in fp32, so ``--engine openvino --precision int8`` refuses VGGish).
+ACCURACY: dict[tuple[str, str, str], Accuracy] = {
+    ("vggish", "openvino", "fp32"): Accuracy(cosine_min=0.99999, score_delta_max=1e-4, changed_8bit_max=0.01),
+    ("openl3", "openvino", "fp32"): Accuracy(cosine_min=0.99999, score_delta_max=1e-5),
+    ("vggish", "ort", "int8"): Accuracy(cosine_min=0.999, score_delta_max=1e-2, changed_8bit_max=0.8),
+    ("openl3", "ort", "int8"): Accuracy(cosine_min=0.99, score_delta_max=1e-2),
+    ("openl3", "openvino", "int8"): Accuracy(cosine_min=0.999, score_delta_max=2e-3),
+    ("vggish", "openvino", "bf16"): Accuracy(cosine_min=0.9999, score_delta_max=1e-2, changed_8bit_max=0.8),
+    ("openl3", "openvino", "bf16"): Accuracy(cosine_min=0.9999, score_delta_max=1e-3),
+}
 
 OPENL3_INPUT_REPRS: tuple[str, ...] = ("linear", "mel128", "mel256")
 OPENL3_CONTENT_TYPES: tuple[str, ...] = ("music", "env")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .provenance import Provenance
+from .registry import DEFAULT_ENGINE, DEFAULT_PRECISION
 
 if TYPE_CHECKING:
     from .scoring import PairScore
@@ -55,7 +56,9 @@ def pair_table(result: PairScore) -> None:
     from rich.table import Table
 
     title = one_line(f"{Path(result.clean).name}  vs  {Path(result.degraded).name}")
-    t = Table(title=title, title_justify="left")
+    fast_path = (result.engine, result.precision) != (DEFAULT_ENGINE, DEFAULT_PRECISION)
+    caption = f"embeddings on {result.engine} {result.precision}" if fast_path else None
+    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     t.add_column("metric")
     t.add_column("score", justify="right")
     t.add_column("detail")
@@ -141,11 +144,28 @@ def available_table(rows: list[dict]) -> None:
     _console().print(t)
 
 
+def engines_table(table: dict) -> None:
+    """``pqeval engines``: the CPU, then one row per engine × precision."""
+    from rich.table import Table
+
+    tab = Table(title=f"{table['cpu']}: {' '.join(table['instruction_sets']) or 'no notable instruction sets'}")
+    for col in ("engine", "precision", "runs here", "why not"):
+        tab.add_column(col)
+    for r in table["engines"]:
+        ok = "yes (default)" if r["default"] else "yes" if r["ok"] else "no"
+        tab.add_row(r["engine"], r["precision"], ok, r["reason"])
+    _console().print(tab)
+
+
 def bench_table(rows: list[dict], reps: int) -> None:
     """``pqeval bench``: one row per model."""
     from rich.table import Table
 
-    tab = Table(title=f"pqeval bench: {rows[0]['audio_s']} s of audio, {rows[0]['threads']} threads, {reps} runs")
+    r0 = rows[0]
+    tab = Table(
+        title=f"pqeval bench: {r0['audio_s']} s of audio, {r0['engine']} {r0['precision']}, "
+        f"{r0['threads']} threads, {reps} runs"
+    )
     cols = (
         "model",
         "load s",

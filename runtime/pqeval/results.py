@@ -8,9 +8,10 @@ seeded model's numbers can never pass for OpenL3/VGGish), ``m_model`` (the model
 ``m_model_sha256`` (the model file's sha256, from its sidecar); then ``delay_s`` (the delay of the
 degraded behind the clean in seconds, when reliably found), ``delay_confidence`` (the normalised
 cross-correlation behind it, 0..1), ``notes``, ``error`` (why a whole pair failed),
-``clean_sha256``, ``degraded_sha256``, ``settings`` (``ScoreOptions.key()``) and
-``pqeval_version``. The run stamp (:func:`run_stamp`: settings, version, models and their
-sha256) is what a resumed row must match to be reused.
+``clean_sha256``, ``degraded_sha256``, ``engine`` and ``precision`` (what ran the embedding
+models, :mod:`pqeval.inference`), ``settings`` (``ScoreOptions.key()``, which holds them too) and
+``pqeval_version``. The run stamp (:func:`run_stamp`: engine, precision, settings, version, models
+and their sha256) is what a resumed row must match to be reused.
 
 The table is written by :class:`pqeval.output.ResultsFile` (appended row by row, compacted at the
 end); :func:`parse_table` reads it back, dropping a row torn by a kill in the middle of an append.
@@ -46,6 +47,8 @@ TAIL_COLUMNS: tuple[str, ...] = (
     "error",
     "clean_sha256",
     "degraded_sha256",
+    "engine",
+    "precision",
     "settings",
     "pqeval_version",
 )
@@ -87,7 +90,12 @@ def run_stamp(options: ScoreOptions) -> dict[str, str]:
     pqeval version, and for each embedding metric asked for its model's key and sha256."""
     from . import __version__
 
-    stamp = {"settings": options.key(), "pqeval_version": __version__}
+    stamp = {
+        "engine": options.engine,
+        "precision": options.precision,
+        "settings": options.key(),
+        "pqeval_version": __version__,
+    }
     for m in options.metrics:
         if m in EMBEDDING_METRICS:
             key = options.model_key(m)

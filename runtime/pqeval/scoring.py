@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import inference
 from .audio import Audio, LazySamples, head
 from .content import content_of
 from .delay import DelayEstimate, compensate, delay_note, estimate_delay
@@ -26,8 +27,10 @@ from .errors import AudioError, UsageError
 from .metrics import MetricResult, failed, pesq_score, stoi_score
 from .registry import (
     ALL_METRICS,
+    DEFAULT_ENGINE,
     DEFAULT_HOP,
     DEFAULT_METRICS,
+    DEFAULT_PRECISION,
     EMBEDDING_METRICS,
     FAMILIES,
     OPENL3,
@@ -56,6 +59,7 @@ def _family(name: str, arg: str | None = None) -> dict[str, Any]:
 
 
 _RUN_ONLY = {"changes_numbers": False}
+_ALL_FAMILIES = {"family": "*"}  # changes every embedding family's frames (engine, precision)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,8 +71,10 @@ class ScoreOptions:
     the files is reported in the notes) or "delay" (a reliable delay is compensated first);
     ``<family>_model``: the model key scored for that embedding family; the other
     ``<family>_<arg>`` fields are the embedder's keyword arguments (VGGish ``output`` and
-    ``resampler``, OpenL3 ``hop`` in seconds). ``threads`` does not
-    change numbers: :meth:`key` leaves it out.
+    ``resampler``, OpenL3 ``hop`` in seconds); ``engine`` ("ort", the parity reference, or
+    "openvino") and ``precision`` ("fp32"; "bf16"; "int8": each family's int8 compact variant of
+    its model) run every embedding model (:mod:`pqeval.inference`: refused where this machine
+    cannot run them natively). ``threads`` does not change numbers: :meth:`key` leaves it out.
     """
 
     metrics: tuple[str, ...] = DEFAULT_METRICS
@@ -79,6 +85,8 @@ class ScoreOptions:
     vggish_resampler: str = field(default=VGGISH_RESAMPLERS[0], metadata=_family("vggish", "resampler"))
     openl3_model: str = field(default=OPENL3.default_key, metadata=_family("openl3"))
     openl3_hop: float = field(default=DEFAULT_HOP, metadata=_family("openl3", "hop"))
+    engine: str = field(default=DEFAULT_ENGINE, metadata=_ALL_FAMILIES)
+    precision: str = field(default=DEFAULT_PRECISION, metadata=_ALL_FAMILIES)
     threads: int | None = field(default=None, metadata=_RUN_ONLY)
 
     def __post_init__(self) -> None:
@@ -99,9 +107,17 @@ class ScoreOptions:
         if self.threads is not None:
             check_threads(self.threads, "threads")
         for name in EMBEDDING_METRICS:
-            spec = base_spec(self.model_key(name))
+            chosen = str(getattr(self, f"{name}_model"))
+            spec = base_spec(chosen)
             if spec is not None and spec.family != name:
-                raise UsageError(f"{self.model_key(name)} is a model of the {spec.family} family, not {name}")
+                raise UsageError(f"{chosen} is a model of the {spec.family} family, not {name}")
+            if self.precision == "int8" and spec is not None and spec.key != chosen:
+                raise UsageError(
+                    f"--precision int8 scores {name} with the int8 variant of its model; {chosen} is already a "
+                    f"compact variant: give {spec.key} (or use {chosen} with --precision fp32)"
+                )
+        if any(m in EMBEDDING_METRICS for m in self.metrics):
+            inference.check(self.engine, self.precision)
 
     def key(self) -> str:
         """Every field that changes the numbers as one string: the resume key of batch rows."""
@@ -114,11 +130,17 @@ class ScoreOptions:
 
     def family_key(self, name: str) -> str:
         """The fields that change embedding family ``name``'s frames (its cache key)."""
-        return ";".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.metadata.get("family") == name)
+        return ";".join(
+            f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.metadata.get("family") in (name, "*")
+        )
 
     def model_key(self, name: str) -> str:
-        """The model key scored for embedding family ``name``."""
-        return str(getattr(self, f"{name}_model"))
+        """The model file key scored for embedding family ``name``: ``<name>_model``, or with
+        precision int8 its int8 compact variant (``vggish-int8fc``, ``openl3-…-int8qdq``)."""
+        key = str(getattr(self, f"{name}_model"))
+        if self.precision == "int8":
+            key = f"{key}-{FAMILIES[name].int8_kind}"
+        return key
 
     def embedder_args(self, name: str) -> dict[str, Any]:
         """Keyword arguments of family ``name``'s embedder (e.g. ``{"hop": 0.5}``)."""
@@ -141,6 +163,8 @@ class PairScore:
     notes: list[str] = field(default_factory=list)
     settings: str = ""  # ScoreOptions.key(): everything that decided the numbers
     delay: DelayEstimate | None = None  # found between the pair (compensated only with align="delay")
+    engine: str = DEFAULT_ENGINE  # what ran the embedding models (pqeval.inference)
+    precision: str = DEFAULT_PRECISION
 
     @property
     def failed(self) -> list[str]:
@@ -153,6 +177,8 @@ class PairScore:
             "sample_rate": self.sr,
             "seconds": round(self.seconds, 6),
             "notes": self.notes,
+            "engine": self.engine,
+            "precision": self.precision,
             "settings": self.settings,
             "delay": self.delay.as_dict() if self.delay else None,
             "metrics": {
@@ -240,7 +266,8 @@ class Scorer:
             o = self.options
             module, cls = FAMILIES[name].embedder.split(":")
             factory = getattr(importlib.import_module(module), cls)
-            self._embedders[name] = factory(open_model(o.model_key(name), o.threads), **o.embedder_args(name))
+            model = open_model(o.model_key(name), o.threads, o.engine, o.precision)
+            self._embedders[name] = factory(model, **o.embedder_args(name))
         return self._embedders[name]
 
     def check_models(self) -> None:
@@ -288,7 +315,10 @@ class Scorer:
         speech = [m for m in self.options.metrics if m in SPEECH_METRICS and results[m].ok]
         if speech and content_of(Path(clean.path).stem) == "music":
             notes.append(f"{', '.join(speech)}: speech measures, computed here on content named as music")
-        return PairScore(clean.path, degraded.path, sr, len(ref) / sr, results, notes, self.options.key(), al.delay)
+        o = self.options
+        return PairScore(
+            clean.path, degraded.path, sr, len(ref) / sr, results, notes, o.key(), al.delay, o.engine, o.precision
+        )
 
     def _similarity(self, m: str, ref, deg, sr: int, clean_id: str | None) -> tuple[MetricResult, list[str]]:
         try:

@@ -1,4 +1,5 @@
-"""The one place that finds model files and creates ONNX Runtime sessions (lazily).
+"""The one place that finds model files and creates inference sessions (lazily; the engines' own
+session classes are in :mod:`pqeval.inference`).
 
 Where models live (:func:`search_dirs`), in lookup order:
 
@@ -30,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import integrity
+from . import inference, integrity
 from .errors import ModelError, UsageError
 from .provenance import Provenance
-from .registry import export_hint
+from .registry import DEFAULT_ENGINE, DEFAULT_PRECISION, export_hint
 
 WEIGHTS_KEY = "pqeval.weights"
 SIDECAR_SUFFIX = ".json"  # <key>.onnx.json
@@ -149,13 +150,22 @@ def default_threads() -> int:
 class OnnxModel:
     """An exported model file, its provenance and a lazily created ORT session."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, verify: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        threads: int | None = None,
+        verify: bool = True,
+        engine: str = DEFAULT_ENGINE,
+        precision: str = DEFAULT_PRECISION,
+    ):
         self.path = Path(path)
         self.key = self.path.name.removesuffix(".onnx")
         self.threads = threads or default_threads()
+        self.engine = engine
+        self.precision = precision
         self._verify = verify
         self._lock = threading.Lock()
-        self._session = None
+        self._session: inference.Session | None = None
 
     @cached_property
     def sidecar(self) -> dict:
@@ -207,29 +217,16 @@ class OnnxModel:
                 raise ModelError(f"{data}: external weights missing or not matching their recorded sha256; re-export")
 
     @property
-    def session(self):
-        """The ORT session, created on first use with explicit threads and the CPU provider."""
+    def session(self) -> inference.Session:
+        """The inference session of this model's engine and precision, created on first use
+        (after the integrity check) with explicit threads; its embedded provenance is checked."""
         with self._lock:
             if self._session is None:
+                inference.check(self.engine, self.precision)  # before reading 300 MB for nothing
                 if self._verify:
                     self.check_integrity()
-                import onnxruntime as ort
-
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = self.threads
-                so.inter_op_num_threads = 1
-                so.enable_cpu_mem_arena = (
-                    True  # ORT's default; on or off: same speed and VGGish RSS (bench/ort_tuning.py)
-                )
-                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                so.log_severity_level = 3
-                try:
-                    sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
-                except Exception as e:  # ORT raises its own exception types for corrupt files
-                    raise ModelError(
-                        f"{self.path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})"
-                    ) from None
-                self._check_embedded(sess.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY))
+                sess = inference.create(self.path, self.threads, self.engine, self.precision)
+                self._check_embedded(sess.embedded.get(WEIGHTS_KEY))
                 self._session = sess
             return self._session
 
@@ -248,8 +245,8 @@ class OnnxModel:
         self.session  # noqa: B018 - integrity, provenance and loading
 
     def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
-        """One ORT run: named float32 inputs -> the requested outputs (all when None)."""
-        return self.session.run(outputs, inputs)
+        """One inference run: named float32 inputs -> the requested outputs (all when None)."""
+        return self.session.run(inputs, outputs)
 
     def describe(self) -> dict:
         """What ``pqeval models`` lists: key, path, size (MB, with external weights), provenance,
@@ -332,15 +329,18 @@ def embedded_metadata(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
-_OPEN: dict[tuple[str, int], OnnxModel] = {}
+_OPEN: dict[tuple[str, int, str, str], OnnxModel] = {}
 
 
-def open_model(key: str, threads: int | None = None) -> OnnxModel:
-    """The OnnxModel for ``key`` (cached per process; the session itself is made on first run)."""
+def open_model(
+    key: str, threads: int | None = None, engine: str = DEFAULT_ENGINE, precision: str = DEFAULT_PRECISION
+) -> OnnxModel:
+    """The OnnxModel for ``key`` on ``engine`` at ``precision`` (cached per process; the session
+    itself is made on first run)."""
     path = find_model(key)
-    k = (str(path), threads or 0)
+    k = (str(path), threads or 0, engine, precision)
     if k not in _OPEN:
-        _OPEN[k] = OnnxModel(path, threads)
+        _OPEN[k] = OnnxModel(path, threads, engine=engine, precision=precision)
     return _OPEN[k]
 
 

@@ -5,7 +5,7 @@ commands; each other module registers a group of commands on the app. The consol
 :func:`pqeval.__main__.main`.
 """
 
-from . import batch, merge, models, score, study  # noqa: F401  (each registers its commands)
+from . import batch, engines, merge, models, score, study  # noqa: F401  (each registers its commands)
 from .app import app
 
 __all__ = ["app"]

@@ -74,7 +74,7 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             render.stderr("pqeval: interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort, BrokenPipeError):  # click ends a closed pipe (`| head`) quietly
             raise
         except Exception as e:
             if os.environ.get("PQEVAL_DEBUG") or type(e).__module__.startswith(("click", "typer")):

@@ -10,15 +10,17 @@ import typer
 
 from .. import render
 from ..errors import UsageError
-from ..registry import DEFAULT_HOP, OPENL3, VGGISH, VGGISH_RESAMPLERS
+from ..registry import DEFAULT_ENGINE, DEFAULT_HOP, DEFAULT_PRECISION, OPENL3, VGGISH, VGGISH_RESAMPLERS
 from .app import app, examples
 from .options import (
     Align,
+    Engine,
     Hop,
     Length,
     Metrics,
     Model,
     OpenL3Model,
+    Precision,
     Quiet,
     Resampler,
     Threads,
@@ -71,6 +73,8 @@ def batch(
     resampler: Resampler = VGGISH_RESAMPLERS[0],
     align: Align = "report",
     length: Length = "trim",
+    engine: Engine = DEFAULT_ENGINE,
+    precision: Precision = DEFAULT_PRECISION,
     threads: Threads = None,
     recursive: Annotated[
         bool,

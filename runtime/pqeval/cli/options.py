@@ -88,6 +88,23 @@ Length = Annotated[
 Threads = Annotated[
     Optional[int], typer.Option("--threads", help="ONNX Runtime threads (default: all cores, or $PQEVAL_THREADS).")
 ]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Inference engine: ort (ONNX Runtime, default; the parity reference) or openvino "
+        "(pip install 'pqeval[openvino]'). `pqeval engines` lists what this machine runs.",
+    ),
+]
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="fp32 (default, exact to the original models), bf16 (openvino on CPUs with AVX512_BF16 or "
+        "AMX-BF16) or int8 (each model's int8 compact variant). Refused where this CPU cannot run it "
+        "natively; the change in scores is measured in docs/engines.md.",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No notes, warnings or progress on stderr (errors still).")]
 Kind = Annotated[
@@ -125,6 +142,8 @@ def score_options(params: Mapping[str, Any]) -> ScoreOptions:
         vggish_resampler=params["resampler"],
         openl3_model=params["openl3_model"],
         openl3_hop=params["hop"],
+        engine=params["engine"],
+        precision=params["precision"],
         threads=params["threads"],
     )
 

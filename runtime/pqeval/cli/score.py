@@ -9,7 +9,9 @@ import typer
 
 from .. import render
 from ..registry import (
+    DEFAULT_ENGINE,
     DEFAULT_HOP,
+    DEFAULT_PRECISION,
     EMBEDDING_METRICS,
     OPENL3,
     VGGISH,
@@ -20,12 +22,14 @@ from ..registry import (
 from .app import EXIT_OK, EXIT_PARTIAL, app, examples
 from .options import (
     Align,
+    Engine,
     Hop,
     Json,
     Length,
     Metrics,
     Model,
     OpenL3Model,
+    Precision,
     Quiet,
     Resampler,
     Threads,
@@ -55,6 +59,8 @@ def score(
     resampler: Resampler = VGGISH_RESAMPLERS[0],
     align: Align = "report",
     length: Length = "trim",
+    engine: Engine = DEFAULT_ENGINE,
+    precision: Precision = DEFAULT_PRECISION,
     threads: Threads = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (per-frame scores and timestamps included) instead of a table.")
@@ -83,6 +89,8 @@ def bench_cmd(
         EMBEDDING_METRICS
     ),
     seconds: Annotated[float, typer.Option("--seconds", help="Length of the test signal in seconds.")] = 10.0,
+    engine: Engine = DEFAULT_ENGINE,
+    precision: Precision = DEFAULT_PRECISION,
     threads: Threads = None,
     reps: Annotated[int, typer.Option("--reps", help="Timed runs after one warm-up (median reported).")] = 5,
     hop: Hop = DEFAULT_HOP,
@@ -95,7 +103,7 @@ def bench_cmd(
     from ..bench import run_bench
 
     models = check_names(parse_list(model), EMBEDDING_METRICS, "model")
-    rows = run_bench(models, seconds, threads, reps, hop, openl3_model, audio)
+    rows = run_bench(models, seconds, threads, reps, hop, openl3_model, audio, engine, precision)
     if as_json:
         print(render.json_text({"results": rows}))
     else:

@@ -10,7 +10,9 @@ import typer
 from .. import render
 from ..errors import PqevalError, UsageError
 from ..registry import (
+    DEFAULT_ENGINE,
     DEFAULT_HOP,
+    DEFAULT_PRECISION,
     OPENL3,
     OPENL3_NATIVE_HOP,
     VGGISH,
@@ -21,6 +23,7 @@ from ..registry import (
 from .app import EXIT_OK, EXIT_PARTIAL, app, examples
 from .options import (
     Align,
+    Engine,
     Hop,
     Json,
     Kind,
@@ -28,6 +31,7 @@ from .options import (
     Metrics,
     Model,
     OpenL3Model,
+    Precision,
     Quiet,
     Resampler,
     Seed,
@@ -118,6 +122,8 @@ def study(
     vggish_model: VGGishModel = VGGISH.default_key,
     resampler: Resampler = VGGISH_RESAMPLERS[0],
     align: Align = "report",
+    engine: Engine = DEFAULT_ENGINE,
+    precision: Precision = DEFAULT_PRECISION,
     threads: Threads = None,
     no_figures: Annotated[
         bool, typer.Option("--no-figures", help="Write tables and the report without figures.")
