@@ -135,18 +135,34 @@ def blas_single_thread():
 
 
 class Ours(Pipeline):
+    """pqeval; ``variant`` is a compact variant (``int8fc``) or ``@ENGINE-PRECISION``
+    (``@openvino-bf16``; int8 runs the family's int8 compact variant, as ``--precision int8``)."""
+
     family = "ours"
     key = ""
 
+    @property
+    def engine_precision(self) -> tuple[str, str]:
+        if self.variant.startswith("@"):
+            engine, precision = self.variant[1:].split("-")
+            return engine, precision
+        return "ort", "fp32"
+
     def model_path(self) -> Path:
-        stem = self.key + (f"-{self.variant}" if self.variant else "")
+        from pqeval.registry import FAMILIES
+
+        variant = self.variant
+        if variant.startswith("@"):
+            variant = FAMILIES[self.kind].int8_kind if self.engine_precision[1] == "int8" else ""
+        stem = self.key + (f"-{variant}" if variant else "")
         return self.work / "models" / f"{stem}.onnx"
 
     def load(self) -> None:
         """As ``pqeval score``: check the file's sha256 against its sidecar, then create the session."""
         from pqeval.session import OnnxModel
 
-        self.model = OnnxModel(self.model_path(), self.threads, verify=False)
+        engine, precision = self.engine_precision
+        self.model = OnnxModel(self.model_path(), self.threads, verify=False, engine=engine, precision=precision)
         t = now()
         self.model.check_integrity()
         t1 = now()
@@ -239,9 +255,12 @@ BLAS1 = "blas1"  # an original run with numpy's OpenBLAS held to one thread (run
 
 
 def make(name: str, work: Path, threads: int, hop: float) -> Pipeline:
-    """``pqeval-vggish-int8fc`` -> OursVGGish with variant int8fc; originals by their names, and
-    ``torchvggish-blas1`` / ``openl3-tf-blas1`` for them with OPENBLAS_NUM_THREADS=1."""
+    """``pqeval-vggish-int8fc`` -> OursVGGish with variant int8fc, ``pqeval-openl3@openvino-bf16``
+    -> OursOpenL3 on OpenVINO in bf16; originals by their names, and ``torchvggish-blas1`` /
+    ``openl3-tf-blas1`` for them with OPENBLAS_NUM_THREADS=1."""
     for base, cls in PIPELINES.items():
+        if cls.family == "ours" and name.startswith(base + "@"):
+            return cls(work, threads, hop, name[len(base) :])
         if name == base or (name.startswith(base + "-") and (cls.family == "ours" or name == f"{base}-{BLAS1}")):
             return cls(work, threads, hop, name[len(base) + 1 :])
     raise ValueError(f"unknown pipeline {name!r}")

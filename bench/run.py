@@ -4,9 +4,13 @@
 
 Every measurement runs in its own fresh subprocess (``bench/worker.py``), one after another, so
 cold starts are real process starts and peak RSS (VmHWM) belongs to one pipeline. Writes
-``results.json`` (everything), ``results.md`` (tables) and ``results.png`` (plot) to ``--out``.
-Models use seeded weights (``seeded:0``): latency and memory do not depend on weight values; the
-accuracy of compact variants is against the fp32 model with the same seeded weights.
+``results.json`` (everything), ``results.md`` (tables), ``results.png`` (plot) and
+``accuracy.json`` / ``accuracy.md`` (each engine × precision against ORT fp32, ``bench/accuracy.py``)
+to ``--out``, by default ``bench/results/<cpu>/`` (:func:`cpu_dir`: results of each kind of CPU
+side by side). Pipelines ``pqeval-<model>@<engine>-<precision>`` run every engine × precision
+this CPU can run (the others are listed as refused, with why). Models use seeded weights
+(``seeded:0``): latency and memory do not depend on weight values; the accuracy of compact
+variants and fast paths is against the fp32 model with the same seeded weights.
 """
 
 from __future__ import annotations
@@ -27,10 +31,32 @@ sys.path.insert(0, str(HERE))
 
 from clips import audio_dir  # noqa: E402
 
-DEFAULT_OUT = HERE / "results"
+RESULTS = HERE / "results"
 DEFAULT_WORK = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pqeval" / "bench"
 SEED = 0
 VARIANTS = [("vggish.onnx", "int8fc"), ("vggish.onnx", "fp16"), ("openl3-mel256-music-512.onnx", "int8qdq")]
+#: Engine × precision rows besides ORT fp32 (the plain rows) and ORT int8 (the int8 compact variants).
+ENGINE_ROWS = [("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")]
+
+
+def engine_rows(quick: bool) -> tuple[list[str], dict[str, str]]:
+    """Pipelines ``pqeval-<model>@<engine>-<precision>`` this machine runs, and those it refuses
+    (pipeline -> the one-line reason)."""
+    from pqeval.inference import refusal
+    from pqeval.registry import ACCURACY
+
+    run, refused = [], {}
+    for kind in ("vggish", "openl3"):
+        for engine, precision in ENGINE_ROWS[:1] if quick else ENGINE_ROWS:
+            name = f"pqeval-{kind}@{engine}-{precision}"
+            why = refusal(engine, precision)
+            if why is None and (kind, engine, precision) not in ACCURACY:
+                why = f"{engine} has no {precision} path for {kind} (pqeval.registry.ACCURACY)"
+            if why is None:
+                run.append(name)
+            else:
+                refused[name] = why
+    return run, refused
 
 
 class Config:
@@ -51,14 +77,18 @@ class Config:
         # each original twice: as shipped, and with numpy's OpenBLAS at one thread (what pqeval does
         # internally, pqeval/threads.py; it speeds the originals up too); ratios use the faster
         blas1 = [] if quick else ["-blas1"]
+        engines, self.refused = engine_rows(quick)
         self.pipelines = (
             [f"torchvggish{b}" for b in [""] + blas1]
             + ["pqeval-vggish"]
             + [f"pqeval-vggish-{k}" for s, k in self.variants if s == "vggish.onnx"]
+            + [p for p in engines if p.startswith("pqeval-vggish@")]
             + [f"openl3-tf{b}" for b in [""] + blas1]
             + ["pqeval-openl3"]
             + [f"pqeval-openl3-{k}" for s, k in self.variants if s != "vggish.onnx"]
+            + [p for p in engines if p.startswith("pqeval-openl3@")]
         )
+        self.accuracy_seconds = 2.0 if quick else 5.0
         self.stage_rates = [16000] if quick else [16000, 44100]
         self.cli_models = ["vggish"] if quick else ["vggish", "openl3"]
 
@@ -166,7 +196,7 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
         cfg.threads,
         log,
     )
-    res: dict = {"config": dict(vars(cfg)), "machine": machine(), "prepare": prep}
+    res: dict = {"config": dict(vars(cfg)), "machine": machine(), "prepare": prep, "refused": cfg.refused}
     res["flops"] = run_worker("flops", {"work": str(work)}, cfg.threads, log)["models"]
     res["files"] = model_files(work / "models")
     log("gemm peak")
@@ -184,6 +214,10 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
             **sorted(runs, key=lambda c: c["total_s"])[len(runs) // 2],
             "peak_rss_mb": r["cold"]["peak_rss_mb"],
         }
+    log("accuracy of each engine × precision (bench/accuracy.py)")
+    res["accuracy"] = run_worker(
+        "accuracy", {"work": str(work), "audio_dir": adir, "seconds": cfg.accuracy_seconds}, cfg.threads, log
+    )
     log("pqeval score CLI")
     res["score_cli"] = [score_cli(work, cfg.seconds, m, cfg.threads, cfg.hop) for m in cfg.cli_models]
     log("threads")
@@ -204,6 +238,9 @@ def run(cfg: Config, out: Path, work: Path, log=print) -> dict:
     res["machine"]["load_avg_at_end"] = os.getloadavg()
     res["command"] = "python bench/run.py" + (" --quick" if cfg.quick else "") + f" --threads {cfg.threads}"
     write_report(res, out)
+    from accuracy import write as write_accuracy
+
+    write_accuracy(res["accuracy"], out, res["command"] + " (accuracy part)")
     return res
 
 
@@ -216,8 +253,22 @@ def model_files(models: Path) -> dict:
     return out
 
 
+def cpu_dir() -> Path:
+    """``bench/results/<cpu>``: e.g. ``amd-epyc-avx2``, ``intel-xeon-platinum-8480-amx`` (the
+    model name, then the widest instruction set family that matters for the fast paths)."""
+    import re
+
+    from pqeval import cpu
+
+    have = set(cpu.summary())
+    isa = next((n for n, f in (("amx", "amx_bf16"), ("avx512", "avx512f"), ("avx2", "avx2")) if f in have), "base")
+    name = re.sub(r"\(r\)|\(tm\)|cpu|@.*|processor|\d+-core", " ", cpu.name().lower())
+    slug = "-".join(re.findall(r"[a-z0-9]+", name)[:4])
+    return RESULTS / f"{slug or 'cpu'}-{isa}"
+
+
 def machine() -> dict:
-    """CPU model, cores, memory and the library versions that matter."""
+    """CPU model, instruction sets, cores, memory and the library versions that matter."""
     cpu = ""
     with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
         cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -230,11 +281,25 @@ def machine() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     vers = {}
-    for n in ("numpy", "scipy", "onnxruntime", "torch", "torchvggish", "tensorflow", "tf-keras", "kapre", "resampy"):
+    for n in (
+        "numpy",
+        "scipy",
+        "onnxruntime",
+        "openvino",
+        "torch",
+        "torchvggish",
+        "tensorflow",
+        "tf-keras",
+        "kapre",
+        "resampy",
+    ):
         with contextlib.suppress(PackageNotFoundError):
             vers[n] = version(n)
+    from pqeval.cpu import summary
+
     return {
         "cpu": cpu,
+        "instruction_sets": summary(),
         "cores": os.cpu_count(),
         "memory_gib": round(mem / 2**20, 1),
         "avx2": " avx2" in flags,
@@ -249,14 +314,19 @@ def machine() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 s clip, 1 repetition, short scaling")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results.json/.md/.png go")
+    ap.add_argument("--out", type=Path, default=None, help="where results go (default bench/results/<cpu>/)")
     ap.add_argument("--work", type=Path, default=None, help=f"models and clips (default {DEFAULT_WORK}[-quick])")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every pipeline")
     a = ap.parse_args()
     work = a.work or (DEFAULT_WORK.with_name(DEFAULT_WORK.name + "-quick") if a.quick else DEFAULT_WORK)
     cfg = Config(a.quick, a.threads)
-    res = run(cfg, a.out, work, log=lambda m: print(m, flush=True))
-    print(f"wrote {a.out / 'results.json'}, results.md, results.png in {res['elapsed_s']:.0f} s")
+    out = a.out or cpu_dir()
+    m = machine()
+    print(f"CPU: {m['cpu']}; instruction sets: {' '.join(m['instruction_sets']) or 'none of note'}", flush=True)
+    for name, why in cfg.refused.items():
+        print(f"  not run: {name}: {why}", flush=True)
+    res = run(cfg, out, work, log=lambda msg: print(msg, flush=True))
+    print(f"wrote {out / 'results.json'}, results.md, results.png, accuracy.md in {res['elapsed_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Prints its result as one line ``@@RESULT {json}`` on stdout. Tasks:
 * ``scale``: pqeval on a WAV clip of ``seconds`` streamed from disk (warm-up on 2 s, timed runs), peak RSS.
 * ``cold``: the cold-start part of ``pipeline`` alone (repeated in fresh processes).
 * ``gemm``: numpy float32 matrix-multiply peak (GFLOP/s) with the BLAS threads of the environment.
+* ``accuracy``: each engine × precision against ORT fp32 on real and synthetic pairs (bench/accuracy.py).
 """
 
 from __future__ import annotations
@@ -276,7 +277,15 @@ def task_flops(a: dict) -> dict:
     return {"models": out}
 
 
+def task_accuracy(a: dict) -> dict:
+    """Each engine × precision against ORT fp32, and openl3's float32 noise (bench/accuracy.py)."""
+    from accuracy import measure
+
+    return measure(Path(a["work"]), Path(a["audio_dir"]), a["seconds"], a["threads"], log=lambda m: None)
+
+
 TASKS = {
+    "accuracy": task_accuracy,
     "flops": task_flops,
     "prepare": task_prepare,
     "pipeline": task_pipeline,
