@@ -265,9 +265,9 @@ def test_embed_errors(use_models):
         pqeval.embed(path, sr)
     with pytest.raises(pqeval.UsageError, match="given twice"):
         pqeval.embed((x, sr), sr)
-    with pytest.raises(pqeval.UsageError, match=r"unknown option\(s\) hop for vggish.*output, resampler, threads"):
+    with pytest.raises(pqeval.UsageError, match=r"option\(s\) hop for vggish.*output, resampler, engine, precision"):
         pqeval.embed(path, hop=0.5)
-    with pytest.raises(pqeval.UsageError, match=r"unknown option\(s\) output for openl3.*hop, threads"):
+    with pytest.raises(pqeval.UsageError, match=r"unknown option\(s\) output for openl3.*hop, engine, precision"):
         pqeval.embed(path, model="openl3", output="embedding")
     with pytest.raises(pqeval.UsageError, match="unknown model 'vgish'.*vggish, openl3"):
         pqeval.embed(path, model="vgish")
