@@ -21,18 +21,25 @@ The version has one source, the distribution's metadata (``pyproject.toml``).
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import AudioError, ModelError, PqevalError, UsageError
 
-try:
-    __version__ = version("pqeval")
-except PackageNotFoundError:  # a source tree on sys.path that was never installed
-    __version__ = "0+unknown"
+
+def _version() -> str:
+    """The distribution's version (read on first use of ``__version__``: the metadata lookup costs
+    ~30 ms at every start)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pqeval")
+    except PackageNotFoundError:  # a source tree on sys.path that was never installed
+        return "0+unknown"
+
 
 if TYPE_CHECKING:
+    __version__: str
     from .api import embed, score
     from .audio import Audio, from_array, load_audio, open_audio
     from .embedding import Embedding
@@ -76,6 +83,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """Import the submodule that defines ``name`` on first use, and keep the name here."""
+    if name == "__version__":
+        value: Any = _version()
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
