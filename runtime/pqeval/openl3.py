@@ -27,6 +27,8 @@ of windows and memory stays bounded by ``batch_size`` however long the clip is.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -35,7 +37,7 @@ from .audio import as_signal
 from .embedding import Embedding
 from .errors import AudioError, ModelError, UsageError
 from .registry import OPENL3, OPENL3_CONTENT_TYPES, OPENL3_EMBEDDING_SIZES, OPENL3_INPUT_REPRS, OPENL3_NATIVE_HOP
-from .resample import output_length, resample, resample_range
+from .resample import RangeResampler, output_length, resample
 from .threads import blas_single_thread
 
 SAMPLE_RATE = OPENL3.sample_rate  # 48 kHz, the rate every OpenL3 model runs at
@@ -56,6 +58,8 @@ OUTPUT_NAME = "embedding"
 _N_FFT = {"linear": 512, "mel128": 2048, "mel256": 2048}
 _N_MELS = {"linear": None, "mel128": 128, "mel256": 256}
 _PAD_END = {"linear": False, "mel128": True, "mel256": True}
+_FFT_ROWS = 40  # STFT frames per FFT call (buffers of 40 x 2048 values stay in the CPU's cache)
+_RFFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"  # np.fft.rfft(..., out=)
 
 
 def n_stft_frames(input_repr: str) -> int:
@@ -175,30 +179,96 @@ class OpenL3Frontend:
             if len(np.unique(band)) != self.n_mels:  # reduceat needs every band to have a bin
                 raise ValueError(f"{input_repr}: a mel band without FFT bins")
             starts = np.flatnonzero(np.r_[True, band[1:] != band[:-1]])
-            self._mel_sparse = (bins, fb[band, bins][None, :, None], starts)
+            self._mel_sparse = (bins, fb[band, bins], starts)
+        self._scratch = threading.local()  # per-thread work buffers: see _buffers
 
-    def magnitude(self, windows: np.ndarray) -> np.ndarray:
-        """[B, 48000] -> |STFT| [B, T, n_fft//2 + 1] float64 (tf.signal.stft framing, no centring)."""
-        x = np.asarray(windows, dtype=np.float64)
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_scratch"]  # per-thread buffers are not part of the frontend's state
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
+
+    def _buffers(self) -> dict[str, np.ndarray]:
+        """This thread's work buffers for _FFT_ROWS frames, made once and reused: fresh arrays of
+        this size (0.3-0.7 MB) can cost page faults on every call, more than the work on them."""
+        b = getattr(self._scratch, "buffers", None)
+        if b is None:
+            rows, n_freq = min(self.n_frames, _FFT_ROWS), self.n_fft // 2 + 1
+            b = {
+                "windowed": np.empty((rows, self.n_fft)),
+                "spectrum": np.empty((rows, n_freq), dtype=np.complex128),
+                "magnitude": np.empty((rows, n_freq)),
+                "weighted": np.empty((rows, len(self._mel_sparse[0]) if self._mel_sparse else 0)),
+            }
+            self._scratch.buffers = b
+        return b
+
+    def _stft(self, windows: np.ndarray, target) -> Iterator[tuple[int, int, np.ndarray]]:
+        """|STFT| of each window, _FFT_ROWS frames at a time in reused buffers: the magnitudes of
+        window i, frames [r, r + m) go to ``target(i, r, m)`` (a float64 [m, n_fft//2 + 1] array),
+        and (i, r, that array) is yielded. Per frame the same values as one
+        ``abs(rfft(frames * window))`` of all frames."""
+        x = np.asarray(windows)
+        if x.ndim != 2:
+            raise ValueError(f"windows must be [B, samples], got shape {x.shape}")
+        b, width = x.shape
         if self.pad_end:  # tf.signal.frame(pad_end=True): zeros so that ceil(n / hop) frames fit
             need = (self.n_frames - 1) * HOP_LENGTH + self.n_fft
-            x = np.pad(x, ((0, 0), (0, need - x.shape[1])))
-        b, n = x.shape
+            if need < width:
+                raise ValueError(f"windows of {width} samples are longer than the {need} this frontend frames")
+            padded = np.zeros((b, need))
+            padded[:, :width] = x
+            x = padded
+        else:
+            x = np.asarray(x, dtype=np.float64)
         frames = np.lib.stride_tricks.as_strided(
             x,
             shape=(b, self.n_frames, self.n_fft),
             strides=(x.strides[0], x.strides[1] * HOP_LENGTH, x.strides[1]),
             writeable=False,
         )
-        return np.abs(np.fft.rfft(frames * self.window, n=self.n_fft, axis=-1))
+        buffers = self._buffers()
+        windowed, spectrum = buffers["windowed"], buffers["spectrum"]
+        rows = len(windowed)
+        for i in range(b):
+            for r in range(0, self.n_frames, rows):
+                m = min(rows, self.n_frames - r)
+                np.multiply(frames[i, r : r + m], self.window, out=windowed[:m])
+                z = np.fft.rfft(windowed[:m], out=spectrum[:m]) if _RFFT_OUT else np.fft.rfft(windowed[:m])
+                yield i, r, np.abs(z, out=target(i, r, m))
+
+    def magnitude(self, windows: np.ndarray) -> np.ndarray:
+        """[B, 48000] -> |STFT| [B, T, n_fft//2 + 1] float64 (tf.signal.stft framing, no centring)."""
+        out = np.empty((len(windows), self.n_frames, self.n_fft // 2 + 1))
+        for _ in self._stft(windows, lambda i, r, m: out[i, r : r + m]):
+            pass
+        return out
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """[B, 48000] waveform windows -> [B, F, T, 1] float32 dB spectrograms (0 dB max, >= -80 dB)."""
-        spec = np.ascontiguousarray(self.magnitude(windows).transpose(0, 2, 1))  # [B, n_freq, T]
-        if self._mel_sparse is not None:
+        if self._mel_sparse is None:
+            spec = np.ascontiguousarray(self.magnitude(windows).transpose(0, 2, 1))  # [B, n_freq, T]
+        else:
+            # Per block of frames: each band's weighted bins summed (np.add.reduceat: the band's
+            # first value plus numpy's sum of the rest), per value the same additions in the same
+            # order as kapre's layout [B, n_freq, T] reduced along axis 1, written to [B, n_mels, T].
             bins, weights, starts = self._mel_sparse
-            spec = np.add.reduceat(spec[:, bins] * weights, starts, axis=1)  # [B, n_mels, T]
-        log_spec = 10.0 * np.log10(np.maximum(spec, DB_AMIN) / DB_REF)
+            spec = np.empty((len(windows), len(starts), self.n_frames))
+            buffers = self._buffers()
+            mag, weighted = buffers["magnitude"], buffers["weighted"]
+            for i, r, block in self._stft(windows, lambda i, r, m: mag[:m]):
+                m = len(block)
+                np.take(block, bins, axis=1, out=weighted[:m])
+                np.multiply(weighted[:m], weights, out=weighted[:m])
+                np.add.reduceat(weighted[:m], starts, axis=1, out=spec[i, :, r : r + m].T)
+        np.maximum(spec, DB_AMIN, out=spec)
+        if DB_REF != 1.0:  # x / 1.0 is x
+            spec /= DB_REF
+        log_spec = np.log10(spec, out=spec)
+        log_spec *= 10.0
         log_spec -= log_spec.max(axis=(1, 2), keepdims=True)
         np.maximum(log_spec, -DB_DYNAMIC_RANGE, out=log_spec)
         return np.ascontiguousarray(log_spec[..., None], dtype=np.float32)
@@ -337,13 +407,14 @@ class OpenL3Embedder:
                 "zero-padded to one window, as openl3 does",
             )
         n = num_windows(n48, self.hop, self.center)
+        x48 = RangeResampler(x, sr, SAMPLE_RATE, RESAMPLER)  # overlapping windows share resampled chunks
         parts = []
         with blas_single_thread():  # numpy between ORT runs must not fight ORT's threads (threads.py)
             for first in range(0, n, self.batch_size):  # resample only what this batch reads: bounded memory
                 count = min(self.batch_size, n - first)
                 a, b = window_span(first, count, self.hop, self.center)
                 a, b = max(a, 0), min(b, n48)
-                block = resample_range(x, sr, SAMPLE_RATE, a, b, RESAMPLER)
+                block = x48.view(a, b)  # = resample_range(x, sr, 48000, a, b, RESAMPLER)
                 parts.append(
                     self.run_windows(cut_windows(block, first, count, self.hop, self.center, base=a, total=n48))
                 )

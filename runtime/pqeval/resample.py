@@ -31,12 +31,18 @@ One quirk is reproduced on top: resampy keeps the output time in a float (0.2 ac
 ``time_register += 1/ratio``; 0.3 computes ``t / ratio``), so where the exact time is an integer
 it can land just below it, and resampy then reads the previous input sample at phase ~1 with its
 truncated table step, not the exact one at phase 0 (up to 1e-3 of full scale for 44.1 -> 16 kHz
-with 0.2). Those few outputs are recomputed the way resampy computes them.
+with 0.2). Those few outputs are recomputed the way resampy computes them. Which outputs they are
+depends only on the rate pair, so it is found once per block of outputs and kept.
+
+:class:`RangeResampler` serves a sequence of ranges of one signal (overlapping windows, batches)
+computing each chunk once.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from math import gcd
 
@@ -124,7 +130,7 @@ def output_length(n: int, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER)
     return int(n * float(sr_out) / float(sr_in))
 
 
-_ACCUMULATE_BLOCK = 1 << 20
+_ACCUMULATE_BLOCK = 1 << 15
 
 
 def time_register(start: int, stop: int, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> np.ndarray:
@@ -138,25 +144,89 @@ def time_register(start: int, stop: int, sr_in: int, sr_out: int, filter: str = 
     inc = 1.0 / (float(sr_out) / sr_in)
     if filter != "kaiser_best_0.2":
         return np.arange(start, stop) * inc
-    marks = _register_marks.setdefault((sr_in, sr_out), [0.0])  # value at k * _ACCUMULATE_BLOCK
-    k = min(start // _ACCUMULATE_BLOCK, len(marks) - 1)
-    value, t = marks[k], k * _ACCUMULATE_BLOCK
-    while t < start:  # skip ahead, carrying the running sum exactly
-        m = min(_ACCUMULATE_BLOCK, start - t)
-        value = float(np.add.accumulate(np.concatenate(([value], np.full(m, inc))))[-1])
-        t += m
-        if m == _ACCUMULATE_BLOCK and t // _ACCUMULATE_BLOCK == len(marks):
-            marks.append(value)
-    return np.add.accumulate(np.concatenate(([value], np.full(stop - start - 1, inc))))[: stop - start]
+    if stop <= start:
+        return np.zeros(0)
+    with _register_lock:
+        marks = _register_marks.setdefault((sr_in, sr_out), [0.0])  # value at k * _ACCUMULATE_BLOCK
+        k = min(start // _ACCUMULATE_BLOCK, len(marks) - 1)
+        value, t = marks[k], k * _ACCUMULATE_BLOCK
+        buf = np.full(min(_ACCUMULATE_BLOCK, start - t) + 1, inc)
+        while t < start:  # skip ahead, carrying the running sum exactly
+            m = min(_ACCUMULATE_BLOCK, start - t)
+            buf[0] = value
+            value = float(np.add.accumulate(buf[: m + 1])[-1])
+            t += m
+            if m == _ACCUMULATE_BLOCK and t // _ACCUMULATE_BLOCK == len(marks):
+                marks.append(value)
+    out = np.full(stop - start, inc)
+    out[0] = value
+    np.add.accumulate(out, out=out)
+    with _register_lock:  # the block boundaries this range passed: later ranges start there
+        k = len(marks)
+        while start <= k * _ACCUMULATE_BLOCK < stop:
+            marks.append(float(out[k * _ACCUMULATE_BLOCK - start]))
+            k += 1
+    return out
 
 
 _register_marks: dict[tuple[int, int], list[float]] = {}
+_register_lock = threading.Lock()
 
 
 def _needs_flip_fix(sr_in: int, sr_out: int, filter: str) -> bool:
     """Flips matter only when resampy's table step ``int(scale * per_zero)`` is not exact (downsampling)."""
     scale = min(1.0, float(sr_out) / sr_in)
     return scale * FILTERS[filter].per_zero != int(scale * FILTERS[filter].per_zero)
+
+
+# Where resampy's float time falls below an integer depends only on the rate pair and the output
+# index, not on the signal: it is found once per block of _ACCUMULATE_BLOCK outputs and kept
+# (blocks with at most _FLIP_CACHE_MAX_PER_BLOCK flips, _FLIP_CACHE_BLOCKS of them, least recently
+# used dropped first), so a second signal at the same rates skips the time register.
+_FLIP_CACHE_BLOCKS = 512
+_FLIP_CACHE_MAX_PER_BLOCK = 2048
+_flip_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+
+def _flip_block(k: int, sr_in: int, sr_out: int, filter: str) -> tuple[np.ndarray, np.ndarray]:
+    """(index, time) of the outputs in block k (outputs [k, k + 1) * _ACCUMULATE_BLOCK) whose float
+    time register falls below the integer part of their exact time: index relative to the block
+    start (int64), time in input samples (float64, as resampy computes it)."""
+    key = (sr_in, sr_out, filter, k)
+    with _register_lock:
+        hit = _flip_cache.get(key)
+        if hit is not None:
+            _flip_cache.move_to_end(key)
+            return hit
+    g = gcd(sr_in, sr_out)
+    up, down = sr_out // g, sr_in // g
+    start = k * _ACCUMULATE_BLOCK
+    tr = time_register(start, start + _ACCUMULATE_BLOCK, sr_in, sr_out, filter)
+    exact = np.arange(start, start + _ACCUMULATE_BLOCK, dtype=np.int64)
+    exact *= down
+    exact //= up
+    index = np.flatnonzero(tr.astype(np.int64) != exact)
+    hit = (index, tr[index])
+    for a in hit:
+        a.setflags(write=False)
+    if len(index) <= _FLIP_CACHE_MAX_PER_BLOCK:
+        with _register_lock:
+            _flip_cache[key] = hit
+            while len(_flip_cache) > _FLIP_CACHE_BLOCKS:
+                _flip_cache.popitem(last=False)
+    return hit
+
+
+def _flips(start: int, stop: int, sr_in: int, sr_out: int, filter: str) -> tuple[np.ndarray, np.ndarray]:
+    """(index, time) of the flipped outputs in [start, stop): global output index, float time."""
+    index, times = [], []
+    for k in range(start // _ACCUMULATE_BLOCK, -(-stop // _ACCUMULATE_BLOCK)):
+        i, t = _flip_block(k, sr_in, sr_out, filter)
+        i = i + k * _ACCUMULATE_BLOCK
+        keep = (i >= start) & (i < stop)
+        index.append(i[keep])
+        times.append(t[keep])
+    return np.concatenate(index), np.concatenate(times)
 
 
 def _fix_flips(
@@ -168,23 +238,118 @@ def _fix_flips(
     """
     if not _needs_flip_fix(sr_in, sr_out, filter):
         return
-    g = gcd(sr_in, sr_out)
-    up, down = sr_out // g, sr_in // g
-    stop = start + y.shape[-1]
-    tr = time_register(start, stop, sr_in, sr_out, filter)
-    exact = (np.arange(start, stop, dtype=np.int64) * down) // up
-    flipped = np.flatnonzero(tr.astype(np.int64) != exact)
-    if flipped.size:
-        y[flipped] = _direct(xs, offset, n_in, tr[flipped], sr_in, sr_out, filter)
+    index, tr = _flips(start, start + y.shape[-1], sr_in, sr_out, filter)
+    if index.size:
+        y[index - start] = _direct(xs, offset, n_in, tr, sr_in, sr_out, filter)
 
 
 def _direct(xs: np.ndarray, offset: int, n_in: int, tr: np.ndarray, sr_in: int, sr_out: int, filter: str) -> np.ndarray:
     """Outputs at input times ``tr`` (shape (F,)) read tap by tap from the table, as resampy's loop.
 
     ``xs`` holds input samples [offset, offset + len(xs)) of a signal n_in samples long. Each
-    output is summed over the same padded number of taps in blocks of _DIRECT_BLOCK, so its
-    value does not depend on which other outputs are computed with it.
+    output is summed over the same padded number of taps (the wing width), its products in the
+    same places, so its value does not depend on which other outputs are computed with it.
+    Outputs away from the signal's ends that share their table phases (resampy's flips mostly do)
+    are computed together, reading the table once (:func:`_direct_group`); the rest in blocks of
+    _DIRECT_BLOCK (:func:`_direct_loop`).
     """
+    scale = min(1.0, float(sr_out) / sr_in)
+    per_zero = FILTERS[filter].per_zero
+    n = tr.astype(np.int64)
+    frac = scale * (tr - n)
+    left = (frac * per_zero).astype(np.int64)  # table entry each wing starts at
+    right = ((scale - frac) * per_zero).astype(np.int64)
+    key = left * (1 << 32) + right
+    out = np.empty(len(tr))
+    rest = np.ones(len(tr), bool)
+    phases, group, sizes = np.unique(key, return_inverse=True, return_counts=True)
+    for g in np.flatnonzero(sizes >= _DIRECT_GROUP_MIN):
+        p_left, p_right = int(phases[g]) >> 32, int(phases[g]) & 0xFFFFFFFF
+        counts = _wing_counts(p_left, p_right, sr_in, sr_out, filter)
+        sel = np.flatnonzero(group.reshape(-1) == g)
+        sel = sel[(n[sel] + 1 >= counts[0]) & (n_in - n[sel] - 1 >= counts[1])]  # whole wings inside the signal
+        if len(sel) >= _DIRECT_GROUP_MIN:
+            out[sel] = _direct_group(xs, offset, n[sel], frac[sel], (p_left, p_right), sr_in, sr_out, filter)
+            rest[sel] = False
+    rest = np.flatnonzero(rest)
+    if rest.size:
+        out[rest] = _direct_loop(xs, offset, n_in, tr[rest], sr_in, sr_out, filter)
+    return out
+
+
+_DIRECT_GROUP_MIN = 4  # outputs sharing their table phases worth computing together
+
+
+def _wing_counts(p_left: int, p_right: int, sr_in: int, sr_out: int, filter: str) -> tuple[int, int]:
+    """Taps the left and right wing read from table entries p_left, p_right when the signal does not end."""
+    step = int(min(1.0, float(sr_out) / sr_in) * FILTERS[filter].per_zero)
+    size = len(_scaled_table(sr_in, sr_out, filter)[0])
+    return (size - p_left) // step, (size - p_right) // step
+
+
+def _windows(x: np.ndarray, length: int) -> np.ndarray:
+    """Read-only view [len(x) - length + 1, length] of every ``length`` consecutive samples of x."""
+    return np.lib.stride_tricks.as_strided(
+        x, (len(x) - length + 1, length), (x.strides[0], x.strides[0]), writeable=False
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _wing_rows(pos: int, sr_in: int, sr_out: int, filter: str) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(win, delta) at the table entries a wing starting at ``pos`` reads, and the products
+    ``0.0 * win[0]``, ``0.0 * delta[0]`` that :func:`_direct_loop` puts past a wing's end."""
+    win, delta = _scaled_table(sr_in, sr_out, filter)
+    step = int(min(1.0, float(sr_out) / sr_in) * FILTERS[filter].per_zero)
+    tab = pos + np.arange((len(win) - pos) // step) * step
+    w, d = win[tab], delta[tab]
+    w.setflags(write=False)
+    d.setflags(write=False)
+    return w, d, 0.0 * win[0], 0.0 * delta[0]
+
+
+def _direct_group(
+    xs: np.ndarray,
+    offset: int,
+    n: np.ndarray,
+    frac: np.ndarray,
+    phase: tuple[int, int],
+    sr_in: int,
+    sr_out: int,
+    filter: str,
+) -> np.ndarray:
+    """:func:`_direct_loop`'s values for outputs at times n + frac / scale (n int64 (G,), frac (G,))
+    whose wings start at table entries ``phase`` = (left, right) and lie wholly inside the signal.
+
+    The same products in the same places of each row (taps past a wing's end are 0.0 times the
+    table's first entry, as the loop pads them) and the same row sums, in the same order."""
+    scale = min(1.0, float(sr_out) / sr_in)
+    per_zero = FILTERS[filter].per_zero
+    width = _wing_width(sr_in, sr_out, filter)
+    out = np.zeros(len(n))
+    total = np.empty((len(n), width))
+    for side in (0, 1):  # left wing reads x[n - i], right wing x[n + 1 + i]
+        w, d, w_pad, d_pad = _wing_rows(phase[side], sr_in, sr_out, filter)
+        index_frac = frac * per_zero
+        eta = index_frac - index_frac.astype(np.int64)
+        count = len(w)
+        first = n - offset - (count - 1) if side == 0 else n + 1 - offset  # taps [first, first + count)
+        if first.min() < 0 or first.max() + count > len(xs):
+            raise AssertionError("resampler input slice does not cover the filter support")  # a bug
+        taps = _windows(xs if side else xs[::-1], count)[first if side else len(xs) - 1 - (n - offset)]
+        total[:, count:] = w_pad
+        np.multiply(taps, w, out=total[:, :count])
+        weighted = total.sum(axis=1)
+        total[:, count:] = d_pad
+        np.multiply(taps, d, out=total[:, :count])
+        out += weighted + eta * total.sum(axis=1)
+        frac = scale - frac
+    return out
+
+
+def _direct_loop(
+    xs: np.ndarray, offset: int, n_in: int, tr: np.ndarray, sr_in: int, sr_out: int, filter: str
+) -> np.ndarray:
+    """:func:`_direct` for any times, in blocks of _DIRECT_BLOCK outputs."""
     scale = min(1.0, float(sr_out) / sr_in)
     per_zero = FILTERS[filter].per_zero
     win, delta = _scaled_table(sr_in, sr_out, filter)
@@ -291,27 +456,35 @@ def _outputs(plan: _Plan, xs: np.ndarray, offset: int, n_in: int, n_out: int, st
     """Outputs [start, stop) (before the flip fix) from xs = input samples [offset, offset + len(xs))."""
     per_chunk = plan.rows * plan.U
     n_rows = -(-n_out // plan.U)
-    span = plan.span
-    parts = []
-    for c in range(start // per_chunk, -(-stop // per_chunk)):
+    c_first, c_last = start // per_chunk, -(-stop // per_chunk)
+    r_first = c_first * plan.rows
+    y = np.empty((min(c_last * plan.rows, n_rows) - r_first) * plan.U)
+    for c in range(c_first, c_last):
         r0, r1 = c * plan.rows, min((c + 1) * plan.rows, n_rows)
-        lo = r0 * plan.D + plan.first  # first input sample of the chunk (may be < 0: zeros)
-        seg = np.zeros((r1 - r0 - 1) * plan.D + span)
-        a, b = max(lo, 0), min(lo + len(seg), n_in)
+        _chunk(plan, xs, offset, n_in, r0, r1, y[(r0 - r_first) * plan.U : (r1 - r_first) * plan.U])
+    first = c_first * per_chunk
+    return y[start - first : stop - first]
+
+
+def _chunk(plan: _Plan, xs: np.ndarray, offset: int, n_in: int, r0: int, r1: int, y: np.ndarray) -> None:
+    """Rows [r0, r1) of one chunk into y (shape ((r1 - r0) * U,)): one GEMM per column band."""
+    lo = r0 * plan.D + plan.first  # first input sample of the chunk (may be < 0: zeros)
+    length = (r1 - r0 - 1) * plan.D + plan.span
+    if lo >= offset and lo + length <= offset + len(xs) and lo + length <= n_in and xs.strides[0] == xs.itemsize:
+        seg = xs[lo - offset : lo - offset + length]  # all inside the signal: read in place
+    else:
+        seg = np.zeros(length)
+        a, b = max(lo, 0), min(lo + length, n_in)
         if b > a:
             if a < offset or b > offset + len(xs):
                 raise AssertionError("resampler input slice does not cover the chunk")  # a bug, not bad input
             seg[a - lo : b - lo] = xs[a - offset : b - offset]
-        rows = np.lib.stride_tricks.as_strided(
-            seg, (r1 - r0, span), (plan.D * seg.itemsize, seg.itemsize), writeable=False
-        )
-        out = np.empty((r1 - r0, plan.U))
-        for c0, c1, b0, band in plan.bands:
-            out[:, c0:c1] = rows[:, b0 : b0 + band.shape[0]] @ band
-        parts.append(out.reshape(-1))
-    y = np.concatenate(parts)
-    first = (start // per_chunk) * per_chunk
-    return y[start - first : stop - first]
+    rows = np.lib.stride_tricks.as_strided(
+        seg, (r1 - r0, plan.span), (plan.D * seg.itemsize, seg.itemsize), writeable=False
+    )
+    out = y.reshape(r1 - r0, plan.U)
+    for c0, c1, b0, band in plan.bands:
+        np.matmul(rows[:, b0 : b0 + band.shape[0]], band, out=out[:, c0:c1])
 
 
 # Largest GEMM plan (elements of its tap matrix) worth building. Rates whose reduced ratio has a
@@ -403,12 +576,89 @@ def resample_range(x, sr_in: int, sr_out: int, start: int, stop: int, filter: st
     return y
 
 
+class RangeResampler:
+    """``resample_range`` of one signal for a sequence of ranges, reusing the chunks they share.
+
+    The resampler computes outputs in fixed chunks (_CHUNK_OUTPUTS), so a range usually needs a
+    chunk the previous range already computed (OpenL3's 1 s windows overlap by 1 s - hop; VGGish
+    batches share the chunk at their boundary). The last _KEEP_CHUNKS chunks of the last range
+    are kept (about 1 MB) and reused, so ranges that move forward through the signal compute
+    each chunk once; any order is allowed, just with less reuse. Every range is bit-identical to
+    ``resample_range(x, sr_in, sr_out, start, stop, filter)``: :meth:`range` returns it as a new
+    array, :meth:`view` read-only and without copying when the kept chunks already hold it.
+
+    ``x`` is a 1-D signal at ``sr_in`` Hz, as for ``resample_range`` (an array or LazySamples).
+    """
+
+    def __init__(self, x, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER) -> None:
+        self.sr_in, self.sr_out = _check(sr_in, sr_out, filter)
+        self.x, self.filter = x, filter
+        self.n_out = output_length(len(x), self.sr_in, self.sr_out, filter)
+        self._per_chunk = 0  # 0: no chunks to share (same rate, or the direct path)
+        if self.sr_in != self.sr_out and _plan_elements(self.sr_in, self.sr_out, filter) <= _MAX_PLAN_ELEMENTS:
+            plan = _plan(self.sr_in, self.sr_out, filter)
+            self._per_chunk = plan.rows * plan.U
+        self._chunks: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.n_out
+
+    def range(self, start: int, stop: int) -> np.ndarray:
+        """Outputs [start, stop) of the resampled signal (stop clipped to its length), float64 (n,):
+        a new array of the caller's own."""
+        y, shared = self._get(start, stop)
+        return y.copy() if shared else y
+
+    def view(self, start: int, stop: int) -> np.ndarray:
+        """:meth:`range`'s values, read-only, possibly sharing memory with the kept chunks (no copy)."""
+        y = self._get(start, stop)[0].view()
+        y.setflags(write=False)
+        return y
+
+    def _get(self, start: int, stop: int) -> tuple[np.ndarray, bool]:
+        """(outputs [start, stop), whether the array may share memory with the kept chunks)."""
+        start, stop = max(0, int(start)), min(int(stop), self.n_out)
+        per = self._per_chunk
+        if not per or start >= stop:
+            return resample_range(self.x, self.sr_in, self.sr_out, start, stop, self.filter), False
+        c0, c1 = start // per, -(-stop // per)
+        with self._lock:
+            have = {c: self._chunks[c] for c in range(c0, c1) if c in self._chunks}
+            missing = [c for c in range(c0, c1) if c not in have]
+            computed = None
+            if missing:  # whole chunks: the same GEMMs and fix-ups as any range that covers them
+                a, b = missing[0], missing[-1] + 1
+                computed = resample_range(self.x, self.sr_in, self.sr_out, a * per, b * per, self.filter)
+                for c in range(a, b):
+                    have[c] = computed[(c - a) * per : (c + 1 - a) * per]
+                if (a, b) != (c0, c1):
+                    computed = None
+            # the kept chunks are views of the array computed for them: copied if that one is long
+            keep = range(max(c0, c1 - _KEEP_CHUNKS), c1)
+            self._chunks = {c: have[c] if _owner(have[c]).size <= _KEEP_BASE else have[c].copy() for c in keep}
+        if computed is not None:  # one array holds the whole range
+            return computed[start - c0 * per : stop - c0 * per], _owner(computed).size <= _KEEP_BASE
+        if c1 == c0 + 1:
+            return have[c0][start - c0 * per : stop - c0 * per], True
+        return np.concatenate([have[c] for c in range(c0, c1)])[start - c0 * per : stop - c0 * per], False
+
+
+def _owner(a: np.ndarray) -> np.ndarray:
+    """The array whose memory ``a`` views (``a`` itself if it owns its memory)."""
+    return a if a.base is None else a.base
+
+
+_KEEP_CHUNKS = 4
+_KEEP_BASE = 16 * _CHUNK_OUTPUTS  # largest array kept alive by views of its chunks (4 MB)
+
+
 def resampled(
     x: np.ndarray | LazySamples, sr_in: int, sr_out: int, filter: str = DEFAULT_FILTER
 ) -> np.ndarray | LazySamples:
     """``resample(x, sr_in, sr_out)`` of a 1-D signal; for LazySamples the result is lazy too.
 
-    The lazy result computes each range with ``resample_range`` when it is read (bit-identical
+    The lazy result computes each range when it is read (:class:`RangeResampler`: bit-identical
     to resampling the whole signal), so a long file is never resampled, or held, whole.
     """
     if not isinstance(x, LazySamples):
@@ -419,4 +669,5 @@ def resampled(
     n_out = output_length(len(x), sr_in, sr_out, filter)
     if n_out < 1:
         raise AudioError(f"{len(x)} samples are too few to resample from {sr_in} Hz to {sr_out} Hz")
-    return LazySamples(n_out, lambda lo, hi: resample_range(x, sr_in, sr_out, lo, hi, filter), x.name)
+    ranges = RangeResampler(x, sr_in, sr_out, filter)
+    return LazySamples(n_out, ranges.range, x.name)
