@@ -524,5 +524,7 @@ def plot(res: dict, d: dict, path: Path) -> None:
 if __name__ == "__main__":  # regenerate results.md / results.png from a results.json
     import sys
 
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results" / "results.json"
+    from run import cpu_dir  # this CPU's results folder unless a results.json is named
+
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else cpu_dir() / "results.json"
     write_report(json.loads(src.read_text()), src.parent)
