@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -171,6 +172,7 @@ class OpenVINOSession:
             raise ModelError(f"{path}: OpenVINO cannot load it ({_first_line(e)})") from None
         self.precision = precision
         self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()  # one request: ORT sessions may be run from several threads, so this too
         self._outputs = {o.get_any_name(): o for o in self._compiled.outputs}
         self.input_names = [i.get_any_name() for i in self._compiled.inputs]
         self.output_names = list(self._outputs)
@@ -198,9 +200,10 @@ class OpenVINOSession:
             )
 
     def run(self, inputs: Mapping[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
-        result = self._request.infer({k: np.ascontiguousarray(v) for k, v in inputs.items()})
         names = self.output_names if outputs is None else outputs
-        return [np.array(result[self._outputs[n]], copy=True) for n in names]  # the request reuses its buffers
+        with self._lock:
+            result = self._request.infer({k: np.ascontiguousarray(v) for k, v in inputs.items()})
+            return [np.array(result[self._outputs[n]], copy=True) for n in names]  # the request reuses its buffers
 
 
 def _embedded(path: Path) -> dict[str, str]:
