@@ -24,7 +24,8 @@ class Family:
     name: metric and ``--model`` name; default_key: the model file scored unless told otherwise;
     embedder: ``module:Class`` of the embedder (imported on first use); sample_rate: Hz the model
     runs at; min_seconds: shortest clip (at the model's rate) that gives a frame; unit: what one
-    embedding frame is; compact_kinds: compact variants ``pqeval export --compact`` can write.
+    embedding frame is; compact_kinds: compact variants ``pqeval export --compact`` can write;
+    int8_kind: the compact variant ``--precision int8`` scores with (``<key>-<int8_kind>``).
     """
 
     name: str
