@@ -216,7 +216,7 @@ SESSIONS: dict[str, type] = {"ort": OrtSession, "openvino": OpenVINOSession}
 
 
 def create(path: Path, threads: int, engine: str, precision: str) -> Session:
-    """A session of ``engine`` on ``path`` at ``precision`` (checked by :func:`check` first)."""
-    check(engine, precision)
+    """A session of ``engine`` on ``path`` at ``precision`` (the caller, :class:`pqeval.session.OnnxModel`,
+    has run :func:`check` before reading the file)."""
     session: Session = SESSIONS[engine](path, threads, precision)
     return session
